@@ -1,0 +1,3 @@
+from recengine.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""recengine's built-in plugins: registered through the same path as third-party plugins."""

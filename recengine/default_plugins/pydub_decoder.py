@@ -1,0 +1,30 @@
+"""The default decoder: ffmpeg (as pydub finds it) through the bounded runner in ``recengine.audio``.
+
+``trylast``: a plugin's ``load_audio`` runs first and wins by returning a ``DecodedAudio``.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+from recengine.audio import decode, find_ffmpeg
+from recengine.hookspecs import hookimpl
+
+
+@functools.cache
+def _ffmpeg() -> str:
+    return find_ffmpeg()
+
+
+@hookimpl(trylast=True)
+def load_audio(path: Path, config):
+    return decode(
+        path,
+        ffmpeg=_ffmpeg(),
+        sample_rate=config.get("analysis.sample_rate", 22050),
+        windows=config.get("analysis.windows", 3),
+        window_s=config.get("analysis.window_s", 30.0),
+        timeout_s=config.get("analysis.timeout_s", 60.0),
+        min_duration_s=config.get("analysis.min_duration_s", 1.0),
+    )

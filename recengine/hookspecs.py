@@ -1,0 +1,202 @@
+"""Every hook recengine calls, declared and documented in one place.
+
+Plugins implement hooks with ``@recengine.hookimpl`` and are found, in this order: built-ins
+(``recengine.default_plugins``), entry points in the group ``recengine``, then ``.py`` files and
+packages in the configured plugin folders (default ``plugins/``). See ``recengine/plugins.py``.
+
+Conventions (as in pytest and simonw/llm):
+
+- Hooks are always called with keyword arguments; an implementation may accept any subset of the
+  arguments named here, so new arguments can be added without breaking plugins.
+- ``register_*`` hooks receive a ``register`` callback. The host checks what is registered (the
+  protocol in ``recengine.registry``), rejects duplicate names, and records which plugin owns it.
+- Decisions ("who decodes this file?") are ``firstresult`` hooks whose built-in is ``trylast``, so a
+  plugin's implementation runs first and wins by returning something other than ``None``.
+- Event hooks (``track_added``, ``index_rebuilt``, ...) are broadcast: every implementation is
+  called, one by one; an exception in one is logged and does not stop the others.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:  # pragma: no cover - imports for annotations only
+    from .config import Config, OptionSpec
+    from .models import DecodedAudio, HistoryEvent, Track
+
+PROJECT = "recengine"
+
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+# --- configuration ----------------------------------------------------------------------------
+
+
+@hookspec(historic=True)
+def addoption(spec: OptionSpec) -> None:
+    """Declare the configuration keys this plugin reads.
+
+    Called once per plugin manager, on the main thread, before the config file is validated;
+    historic, so a plugin registered later is called too. Keys are declared under
+    ``plugins.<name>`` and validated like the core keys: wrong types and unknown keys are errors
+    naming the dotted key.
+
+    :param spec: call ``spec.add("plugins.example.half_life_days", float, 30.0, "help text")``.
+
+    Example::
+
+        @recengine.hookimpl
+        def addoption(spec):
+            spec.add("plugins.example_recency.half_life_days", float, 30.0,
+                     "how fast old plays fade")
+    """
+
+
+@hookspec(historic=True)
+def configure(config: Config) -> None:
+    """Called once with the validated configuration, on the main thread, before any work starts.
+
+    Historic: plugins registered after configuration are called with it too. Read your own
+    section with ``config.get("plugins.<name>.<key>")``.
+    """
+
+
+# --- registries ---------------------------------------------------------------------------------
+
+
+@hookspec
+def register_extractors(register: Callable[[Any], None]) -> None:
+    """Register feature extractors by calling ``register(extractor)`` once per extractor.
+
+    Called when a plugin manager is set up, in the main process and in every scan worker. An
+    extractor has ``name`` (str, unique), ``version`` (int: bump it when the output changes and
+    only this extractor is re-run on the library), ``dim`` (int: length of the output) and
+    ``extract(samples, sr) -> numpy.ndarray`` where ``samples`` is mono float32 in [-1, 1] at the
+    analysis rate ``sr``. The output must be finite and of length ``dim``; anything else is a
+    logged failure of that extractor for that file, never of the scan.
+    An optional ``weight`` (float, default 1.0) sets the block's share of the similarity vector.
+
+    Called in: the main thread of the main process and of each worker process.
+    """
+
+
+@hookspec
+def register_scorers(register: Callable[[Any], None]) -> None:
+    """Register scoring strategies by calling ``register(scorer)``.
+
+    A scorer has ``name`` and ``score(candidates, profile, context) -> list[tuple[float, str]]``:
+    one ``(score in [0, 1], reason)`` per candidate, in order. Recipes combine scorers by name
+    with weights. Called in the main thread when the plugin manager is set up.
+    """
+
+
+@hookspec
+def register_backends(register: Callable[[Any], None]) -> None:
+    """Register playback backends by calling ``register(backend)``.
+
+    A backend has ``name`` and ``play(tracks, mode, record)`` where ``tracks`` is a list of
+    :class:`recengine.models.Track`, ``mode`` is ``"replace"`` or ``"append"`` and ``record`` is a
+    callback taking a :class:`recengine.models.HistoryEvent` (plays and skips flow back through
+    it). Called in the main thread when the plugin manager is set up.
+    """
+
+
+@hookspec
+def register_playlist_writers(register: Callable[[Any], None]) -> None:
+    """Register playlist writers by calling ``register(writer)``.
+
+    A writer has ``name`` (e.g. ``"m3u8"``), ``suffix`` (e.g. ``".m3u8"``) and
+    ``render(playlist, profile) -> bytes``. recengine writes the bytes atomically and only when
+    they changed. Called in the main thread when the plugin manager is set up.
+    """
+
+
+# --- decisions ----------------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def load_audio(path: Path, config: Config) -> DecodedAudio | None:
+    """Decode ``path`` into analysis samples, or return ``None`` to let the next decoder try.
+
+    firstresult: the first non-``None`` result is used. The built-in pydub/ffmpeg decoder is
+    ``trylast``; a plugin decoder runs before it. Raise ``recengine.audio.DecodeFailure`` with a
+    reason class from ``recengine.models.FAILURE_REASONS`` for a file that cannot be decoded.
+
+    Called in: a scan worker process, one file at a time. Must be bounded in time and memory.
+    """
+
+
+@hookspec(firstresult=True)
+def choose_backend(config: Config, backends: dict[str, Any]) -> Any | None:
+    """Pick the playback backend when none is named on the command line.
+
+    firstresult; the built-in (``trylast``) reads the ``backend:`` config key.
+    Called in: the main thread.
+    """
+
+
+# --- events -------------------------------------------------------------------------------------
+
+
+@hookspec
+def track_added(track: Track) -> None:
+    """A new track was featurised and committed to the catalog.
+
+    Broadcast, called after the commit, on the thread that committed it (the scan or daemon
+    thread, never a worker process). Keep it quick; hand long work to your own thread.
+    """
+
+
+@hookspec
+def track_changed(track: Track) -> None:
+    """An existing track was re-featurised (its file changed) or moved/renamed (same ``track_id``).
+
+    Broadcast, called after the commit, on the committing thread.
+    """
+
+
+@hookspec
+def track_removed(track: Track) -> None:
+    """A track's file is gone (soft delete: its history is kept). Broadcast, committing thread."""
+
+
+@hookspec
+def index_rebuilt(generation: int, size: int) -> None:
+    """A new index generation was built and swapped in; ``size`` tracks are in it.
+
+    Broadcast, called on the index builder thread after the swap.
+    """
+
+
+@hookspec
+def history_recorded(event: HistoryEvent) -> None:
+    """A history event (play, skip, like, dislike, unlike) was committed. Broadcast.
+
+    Called on the thread that recorded it (CLI, API caller or a backend's watcher thread).
+    """
+
+
+@hookspec
+def playlist_written(name: str, path: Path) -> None:
+    """A playlist file was (re)written at ``path``; e.g. ask a media server to rescan. Broadcast."""
+
+
+@hookspec
+def startup(engine: Any) -> None:
+    """The daemon (or a one-shot command's engine) has opened the catalog and is about to work.
+
+    Broadcast, on the main thread. ``engine`` is the :class:`recengine.engine.Engine`.
+    """
+
+
+@hookspec
+def shutdown(engine: Any) -> None:
+    """The daemon is stopping (SIGTERM/SIGINT or end of a command). Broadcast, main thread.
+
+    Must return within a second or two: the daemon promises to stop within 10 s.
+    """

@@ -1,0 +1,83 @@
+"""Shared fixtures: an isolated environment, generated audio, and engines on temp folders."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from recengine.engine import Engine
+from recengine.testing import chord, encode, noise, pulses, tone
+
+PLUGIN_FIXTURES = Path(__file__).parent / "plugins"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch, tmp_path_factory):
+    """No test reads the developer's config, data dir or plugin environment variables."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))
+    for var in ("RECENGINE_CONFIG", "RECENGINE_DISABLE_PLUGINS", "RECENGINE_LOAD_PLUGINS",
+                "RECENGINE_FAULTPOINT", "RECENGINE_TRACE_PLUGINS"):
+        monkeypatch.delenv(var, raising=False)
+
+
+def sounds(seconds: float = 3.0) -> dict[str, np.ndarray]:
+    """A small palette of distinct sounds."""
+    return {
+        "tone_a440": tone(440, seconds),
+        "tone_c262": tone(261.63, seconds),
+        "chord_cmaj": chord([261.63, 329.63, 392.0], seconds),
+        "noise_white": noise(seconds, seed=1),
+        "noise_pink": noise(seconds, seed=2, colour="pink"),
+        "pulses_120": pulses(120, seconds, seed=3),
+    }
+
+
+@pytest.fixture(scope="session")
+def small_library(tmp_path_factory) -> Path:
+    """Six sounds in five formats (30 files), built once per test session."""
+    root = tmp_path_factory.mktemp("library")
+    for i, (name, samples) in enumerate(sounds().items()):
+        for fmt in (".wav", ".flac", ".mp3", ".ogg", ".opus"):
+            encode(samples, root / name / f"{name}{fmt}", tags={"artist": f"Artist {i}", "title": name})
+    return root
+
+
+def make_engine(tmp_path: Path, folders: list[Path], **extra) -> Engine:
+    raw = {"library": {"folders": [str(f) for f in folders]}, "data_dir": str(tmp_path / "data"),
+           "plugin_dirs": [], "scan": {"workers": 2}}
+    for key, value in extra.items():
+        node = raw
+        parts = key.split("__")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return Engine.open(None, raw=raw, entrypoints=False)
+
+
+@pytest.fixture
+def engine_factory(tmp_path):
+    engines = []
+
+    def factory(folders, **extra):
+        engine = make_engine(tmp_path, folders, **extra)
+        engines.append(engine)
+        return engine
+
+    yield factory
+    for engine in engines:
+        engine.close()
+
+
+def copy_tree(src: Path, dest: Path) -> Path:
+    import shutil
+
+    shutil.copytree(src, dest)
+    return dest
+
+
+def env_without(*names: str) -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k not in names}

@@ -1,0 +1,8 @@
+"""A drop-in with a misspelt hook name (register_extractor, singular)."""
+
+import recengine
+
+
+@recengine.hookimpl
+def register_extractor(register):
+    pass
