@@ -110,9 +110,12 @@ def register_backends(register: Callable[[Any], None]) -> None:
 def register_playlist_writers(register: Callable[[Any], None]) -> None:
     """Register playlist writers by calling ``register(writer)``.
 
-    A writer has ``name`` (e.g. ``"m3u8"``), ``suffix`` (e.g. ``".m3u8"``) and
-    ``render(playlist, profile) -> bytes``. recengine writes the bytes atomically and only when
-    they changed. Called in the main thread when the plugin manager is set up.
+    A writer has ``name`` (e.g. ``"m3u8"``), ``suffix`` (e.g. ``".m3u8"``),
+    ``render(playlist, profile, playlist_path) -> bytes`` (a :class:`recengine.models.Playlist`, a
+    :class:`recengine.models.PathProfile`, and the file the bytes will be written to, for relative
+    paths) and ``marker_of(path) -> str | None`` (the ownership marker in an existing file, so
+    recengine never overwrites a playlist it did not write). recengine writes the bytes atomically
+    and only when they changed. Called in the main thread when the plugin manager is set up.
     """
 
 

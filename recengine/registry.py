@@ -20,7 +20,7 @@ PROTOCOLS: dict[str, tuple[tuple[str, Any], ...]] = {
     "extractors": (("name", str), ("version", int), ("dim", int), ("extract", "callable")),
     "scorers": (("name", str), ("score", "callable")),
     "backends": (("name", str), ("play", "callable")),
-    "playlist_writers": (("name", str), ("suffix", str), ("render", "callable")),
+    "playlist_writers": (("name", str), ("suffix", str), ("render", "callable"), ("marker_of", "callable")),
 }
 
 
