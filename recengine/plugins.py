@@ -41,6 +41,11 @@ ENTRY_POINT_GROUP = "recengine"
 #: Built-in plugins, in registration order. Their short name is the last dotted part.
 DEFAULT_PLUGINS: tuple[str, ...] = (
     "recengine.default_plugins.pydub_decoder",
+    "recengine.default_plugins.timbre",
+    "recengine.default_plugins.spectral",
+    "recengine.default_plugins.dynamics",
+    "recengine.default_plugins.rhythm",
+    "recengine.default_plugins.tonal",
     "recengine.default_plugins.m3u8",
     "recengine.default_plugins.xspf",
     "recengine.default_plugins.null_backend",

@@ -1,0 +1,313 @@
+"""`recengine scan`: incremental reconcile, moves, unavailable roots, version bumps, resuming."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import recengine
+from recengine.engine import Engine
+from recengine.models import HistoryEvent
+from recengine.scanner import SENTINEL
+from recengine.testing import encode, noise, tone
+
+COUNTING_PLUGIN = textwrap.dedent('''
+    """Counts extractor calls (one per decoded file) in the file named by $COUNT_LOG."""
+    import os
+    import numpy as np
+    import recengine
+
+    class Counting:
+        name = "counting"
+        version = {version}
+        dim = 2
+
+        def extract(self, samples, sr):
+            with open(os.environ["COUNT_LOG"], "a") as fh:
+                fh.write(f"{{os.getpid()}} {{samples.size}}\\n")
+            return np.array([float(np.abs(samples).mean()), samples.size / sr], dtype=np.float32)
+
+    @recengine.hookimpl
+    def register_extractors(register):
+        register(Counting())
+''')
+
+
+@pytest.fixture
+def counting(tmp_path, monkeypatch):
+    plugin_dir = tmp_path / "plugins"
+    plugin_dir.mkdir()
+    log = tmp_path / "count.log"
+    log.touch()
+    monkeypatch.setenv("COUNT_LOG", str(log))
+
+    def set_version(v: int) -> None:
+        (plugin_dir / "counting.py").write_text(COUNTING_PLUGIN.format(version=v))
+
+    set_version(1)
+
+    class Counter:
+        dir = plugin_dir
+        version = staticmethod(set_version)
+
+        @staticmethod
+        def calls() -> int:
+            return len(log.read_text().splitlines())
+
+    return Counter
+
+
+def open_engine(tmp_path, folders, plugin_dir, **scan):
+    raw = {"library": {"folders": [str(f) for f in folders]}, "data_dir": str(tmp_path / "data"),
+           "plugin_dirs": [str(plugin_dir)], "scan": {"workers": 2, **scan},
+           "analysis": {"windows": 2, "window_s": 1.0}}
+    return Engine.open(None, raw=raw, entrypoints=False)
+
+
+def make_library(root: Path, n: int = 6) -> list[Path]:
+    paths = []
+    for i in range(n):
+        fmt = (".flac", ".ogg", ".mp3")[i % 3]
+        paths.append(encode(tone(200 + 50 * i, 2.0) + noise(2.0, amp=0.05, seed=i), root / f"album{i % 2}" / f"t{i}{fmt}",
+                            tags={"artist": f"A{i % 2}", "title": f"T{i}"}))
+    return paths
+
+
+class Events:
+    def __init__(self):
+        self.seen: list[tuple[str, int]] = []
+
+    @recengine.hookimpl
+    def track_added(self, track):
+        self.seen.append(("added", track.track_id))
+
+    @recengine.hookimpl
+    def track_changed(self, track):
+        self.seen.append(("changed", track.track_id))
+
+    @recengine.hookimpl
+    def track_removed(self, track):
+        self.seen.append(("removed", track.track_id))
+
+
+def test_scan_is_incremental_and_fires_events(tmp_path, counting):
+    lib = tmp_path / "lib"
+    make_library(lib)
+    with open_engine(tmp_path, [lib], counting.dir) as engine:
+        events = Events()
+        engine.pm.register(events)
+        report = engine.scan()
+        assert (report.added, report.featurised, sum(report.failed.values())) == (6, 6, 0)
+        assert counting.calls() == 6
+        assert sorted(k for k, _ in events.seen) == ["added"] * 6
+        tracks = engine.catalog.tracks(status="ok")
+        assert {t.artist for t in tracks} == {"A0", "A1"}
+        assert all(t.duration and 1.9 < t.duration < 2.2 for t in tracks)
+
+        report = engine.scan()
+        assert (report.added, report.featurised, report.unchanged) == (0, 0, 6)
+        assert counting.calls() == 6  # nothing decoded again
+
+
+def test_changed_file_is_refeaturised_and_touch_is_not(tmp_path, counting):
+    lib = tmp_path / "lib"
+    paths = make_library(lib)
+    with open_engine(tmp_path, [lib], counting.dir) as engine:
+        engine.scan()
+        before = {t.relpath: t.track_id for t in engine.catalog.tracks()}
+        os.utime(paths[0], ns=(time.time_ns(), time.time_ns() + 5_000_000_000))  # touch only
+        encode(tone(1000, 2.5), paths[1])  # new content, same path
+        report = engine.scan()
+        assert report.updated == 1 and report.featurised == 1
+        assert counting.calls() == 7
+        after = {t.relpath: t.track_id for t in engine.catalog.tracks()}
+        assert after == before  # same ids
+
+
+def test_moves_and_renames_keep_track_id_and_history(tmp_path, counting):
+    lib = tmp_path / "lib"
+    make_library(lib)
+    with open_engine(tmp_path, [lib], counting.dir) as engine:
+        engine.scan()
+        old = engine.catalog.track_by_path(lib / "album0" / "t0.flac")
+        engine.catalog.add_events([HistoryEvent("alice", old.track_id, "like")])
+        (lib / "album0").rename(lib / "Album Zero")  # folder rename
+        (lib / "album1" / "t1.ogg").rename(lib / "album1" / "renamed.ogg")
+        events = Events()
+        engine.pm.register(events)
+        report = engine.scan()
+        assert (report.moved, report.added, report.removed, report.featurised) == (4, 0, 0, 0)
+        assert counting.calls() == 6  # no new decodes
+        moved = engine.catalog.track_by_path(lib / "Album Zero" / "t0.flac")
+        assert moved.track_id == old.track_id
+        assert [e.kind for e in engine.catalog.events("alice")] == ["like"]
+        assert engine.catalog.track_by_path(lib / "album1" / "renamed.ogg") is not None
+        assert ("changed", old.track_id) in events.seen
+
+
+def test_extractor_version_bump_reruns_only_that_extractor(tmp_path, counting):
+    lib = tmp_path / "lib"
+    make_library(lib, n=3)
+    (counting.dir / "steady.py").write_text(textwrap.dedent('''
+        import os, numpy as np, recengine
+        class Steady:
+            name = "steady"; version = 1; dim = 1
+            def extract(self, samples, sr):
+                with open(os.environ["COUNT_LOG"] + ".steady", "a") as fh:
+                    fh.write("x\\n")
+                return np.array([samples.size], dtype=np.float32)
+        @recengine.hookimpl
+        def register_extractors(register):
+            register(Steady())
+    '''))
+    steady_log = Path(os.environ["COUNT_LOG"] + ".steady")
+    with open_engine(tmp_path, [lib], counting.dir) as engine:
+        engine.scan()
+    assert counting.calls() == 3 and len(steady_log.read_text().splitlines()) == 3
+    counting.version(2)
+    with open_engine(tmp_path, [lib], counting.dir) as engine:
+        report = engine.scan()
+        assert report.featurised == 3
+        ids, blocks = engine.catalog.feature_matrix({"counting": 2, "steady": 1})
+        assert len(ids) == 3
+    assert counting.calls() == 6
+    assert len(steady_log.read_text().splitlines()) == 3  # the unchanged extractor did not re-run
+
+
+def test_unavailable_root_deletes_nothing(tmp_path, counting):
+    """T23: a root swapped for an empty folder, then missing: nothing removed, no re-decode after."""
+    lib = tmp_path / "lib"
+    make_library(lib)
+    with open_engine(tmp_path, [lib], counting.dir) as engine:
+        engine.scan()
+        assert (lib / SENTINEL).exists()
+        tid = engine.catalog.tracks()[0].track_id
+        engine.catalog.add_events([HistoryEvent("alice", tid, "like")])
+    shutil.move(lib, tmp_path / "away")
+    lib.mkdir()  # empty mount point
+    with open_engine(tmp_path, [lib], counting.dir) as engine:
+        report = engine.scan()
+        assert report.unavailable and report.removed == 0
+        assert engine.catalog.counts()["missing"] == 0
+        assert engine.catalog.tracks() == []  # unavailable tracks are not offered
+    lib.rmdir()
+    with open_engine(tmp_path, [lib], counting.dir) as engine:
+        report = engine.scan()
+        assert report.unavailable and report.removed == 0
+    shutil.move(tmp_path / "away", lib)
+    with open_engine(tmp_path, [lib], counting.dir) as engine:
+        report = engine.scan()
+        assert not report.unavailable and report.featurised == 0 and report.unchanged == 6
+        assert len(engine.catalog.tracks()) == 6
+        assert len(engine.catalog.events("alice")) == 1
+    assert counting.calls() == 6
+
+
+def test_mass_delete_needs_confirmation_and_small_deletes_are_soft(tmp_path, counting):
+    """T24 at CI size: 20 of 24 gone is held back; 1 gone is a soft delete, purged later."""
+    lib = tmp_path / "lib"
+    paths = [encode(tone(100 + 20 * i, 1.2), lib / f"t{i:02d}.wav") for i in range(24)]
+    with open_engine(tmp_path, [lib], counting.dir) as engine:
+        engine.scan()
+        for p in paths[:20]:
+            p.unlink()
+        report = engine.scan()
+        assert report.removed == 0 and report.mass_delete_blocked == [(str(lib), 20, 24)]
+        assert len(engine.catalog.tracks()) == 24
+        report = engine.scan(confirm_mass_delete=True)
+        assert report.removed == 20 and len(engine.catalog.tracks()) == 4
+        paths[20].unlink()
+        assert engine.scan().removed == 1
+        assert engine.catalog.counts()["missing"] == 21
+        assert engine.catalog.purge_missing(older_than=time.time() + 1) == 21
+        assert engine.catalog.counts()["missing"] == 0
+
+
+def test_offline_changes_are_caught_up(tmp_path, counting):
+    """T25 (small): while stopped, add, delete, modify and rename files."""
+    lib = tmp_path / "lib"
+    paths = [encode(tone(100 + 30 * i, 1.5), lib / f"t{i:02d}.flac") for i in range(12)]
+    with open_engine(tmp_path, [lib], counting.dir) as engine:
+        engine.scan()
+        ids = {t.relpath: t.track_id for t in engine.catalog.tracks()}
+    for i in range(3):
+        encode(noise(1.5, seed=50 + i), lib / f"new{i}.ogg")
+    paths[3].unlink()
+    encode(tone(3000, 1.7), paths[4])
+    paths[5].rename(lib / "renamed.flac")
+    with open_engine(tmp_path, [lib], counting.dir) as engine:
+        report = engine.scan()
+        assert (report.added, report.removed, report.updated, report.moved) == (3, 1, 1, 1)
+        now = {t.relpath: t.track_id for t in engine.catalog.tracks()}
+        assert now["renamed.flac"] == ids["t05.flac"]
+        assert now["t04.flac"] == ids["t04.flac"]
+        assert "t03.flac" not in now and len(now) == 14
+        assert report.featurised == 4
+
+
+def test_killed_scan_loses_nothing_and_resumes(tmp_path, counting):
+    """T1 (small): kill -9 during a scan (fault point after the 5th commit); the next scan finishes
+    the rest; each file featurised once, at most the in-flight ones twice."""
+    lib = tmp_path / "lib"
+    for i in range(16):
+        encode(tone(100 + 25 * i, 1.2), lib / f"t{i:02d}.wav")
+    config = tmp_path / "config.yaml"
+    config.write_text(f"library: {{folders: ['{lib}']}}\ndata_dir: '{tmp_path / 'data'}'\n"
+                      f"plugin_dirs: ['{counting.dir}']\nscan: {{workers: 2}}\n"
+                      "analysis: {windows: 1, window_s: 1.0}\n")
+    env = dict(os.environ, RECENGINE_FAULTPOINT="after_feature_commit:5")
+    proc = subprocess.run([sys.executable, "-m", "recengine", "--config", str(config), "scan"],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 137, proc.stderr
+    time.sleep(0.5)  # let orphaned workers notice their parent is gone
+    with Engine.open(config, entrypoints=False) as engine:
+        assert len(engine.catalog.tracks(status="ok")) == 5
+        report = engine.scan()
+        assert report.featurised == 11
+        assert len(engine.catalog.tracks(status="ok")) == 16
+        ok = engine.catalog.query("PRAGMA integrity_check")[0][0]
+        assert ok == "ok"
+    assert 16 <= counting.calls() <= 16 + 8  # only files in flight at the kill were decoded twice
+
+
+def test_file_changed_during_analysis_is_not_stored_with_stale_features(tmp_path, counting):
+    lib = tmp_path / "lib"
+    path = encode(tone(300, 1.5), lib / "a.wav")
+    with open_engine(tmp_path, [lib], counting.dir) as engine:
+        from recengine.scanner import Scanner, ScanReport
+
+        scanner = Scanner(engine, progress=False)
+        report = ScanReport()
+        scanner.reconcile(report)
+        jobs = scanner.jobs()
+        encode(tone(900, 2.0), path)  # the file changes after it was listed
+        from recengine.featurize import WorkerSettings, _Worker, featurize_one
+
+        worker = _Worker(WorkerSettings(None, engine.config.raw, dict(os.environ)))
+        result = featurize_one(jobs[0], worker)
+        assert result.failure and result.failure[0] == "vanished"  # "changed since it was scanned"
+        scanner.commit(result, report)
+        assert engine.catalog.failures() == []
+        report = engine.scan()
+        assert report.updated == 1 and report.featurised == 1
+
+
+def test_features_are_finite_vectors_of_declared_size(tmp_path, counting):
+    lib = tmp_path / "lib"
+    make_library(lib, n=3)
+    with open_engine(tmp_path, [lib], counting.dir) as engine:
+        engine.scan()
+        versions = engine.extractor_versions()
+        ids, blocks = engine.catalog.feature_matrix(versions)
+        assert len(ids) == 3
+        for name, matrix in blocks.items():
+            assert matrix.shape == (3, engine.extractors[name].dim)
+            assert np.all(np.isfinite(matrix))
