@@ -126,8 +126,13 @@ def _v2(db: sqlite3.Connection) -> None:
     )
 
 
+def _v3(db: sqlite3.Connection) -> None:
+    """Fresh-delta lookups read features by commit time."""
+    db.execute("CREATE INDEX features_created ON features(created_at)")
+
+
 #: MIGRATIONS[i] takes the schema from version i to i + 1.
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_v1, _v2)
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_v1, _v2, _v3)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -357,6 +362,16 @@ class Catalog:
                           (track_id,))
         return _track(rows[0]) if rows else None
 
+    def tracks_by_ids(self, ids: Iterable[int]) -> dict[int, Track]:
+        ids = list(ids)
+        out: dict[int, Track] = {}
+        for start in range(0, len(ids), 500):
+            part = ids[start:start + 500]
+            rows = self.query(f"SELECT {_TRACK_COLS} FROM tracks t JOIN roots r USING(root_id) "
+                              f"WHERE t.track_id IN ({','.join('?' * len(part))})", part)
+            out.update((r[0], _track(r)) for r in rows)
+        return out
+
     def track_by_path(self, path: Path) -> Track | None:
         path = Path(path).absolute()
         for root_id, root, _ in self.roots():
@@ -465,6 +480,26 @@ class Catalog:
         ids = sorted(t for t, b in blocks.items() if len(b) == len(names))
         mats = {n: np.stack([blocks[t][n] for t in ids]) if ids else np.zeros((0, 0), np.float32) for n in names}
         return ids, mats
+
+    def featurised_since(self, since: float, versions: dict[str, int]) -> dict[int, dict[str, np.ndarray]]:
+        """Present tracks with every ``(extractor, version)`` for their content, at least one row of
+        which was committed after ``since``: ``{track_id: {extractor: vector}}``."""
+        rows = self.query(
+            "SELECT f.track_id, f.extractor, f.version, f.vector FROM features f "
+            "JOIN tracks t USING(track_id) JOIN roots r USING(root_id) "
+            "WHERE f.content_sig=t.content_sig AND t.missing_since IS NULL AND r.state='available' "
+            "AND f.track_id IN (SELECT track_id FROM features WHERE created_at > ?)", (since,))
+        out: dict[int, dict[str, np.ndarray]] = {}
+        for tid, ext, ver, blob in rows:
+            if versions.get(ext) == ver:
+                out.setdefault(tid, {})[ext] = np.frombuffer(blob, dtype=np.float32)
+        return {t: b for t, b in out.items() if len(b) == len(versions)}
+
+    def present_ids(self) -> set[int]:
+        """Tracks that may be recommended: present on an available root and featurised."""
+        return {r[0] for r in self.query(
+            "SELECT t.track_id FROM tracks t JOIN roots r USING(root_id) "
+            "WHERE t.missing_since IS NULL AND r.state='available' AND t.status='ok'")}
 
     def features_of(self, track_id: int, versions: dict[str, int]) -> dict[str, np.ndarray] | None:
         out = {}

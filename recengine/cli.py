@@ -72,6 +72,86 @@ def cmd_scan(args) -> int:
     return EXIT_OK
 
 
+def cmd_history(args) -> int:
+    with _open_engine(args) as engine:
+        if args.action == "import":
+            return _import_history(engine, args)
+        if not args.tracks:
+            raise UsageError(f"history {args.action}: name at least one track")
+        for ref in args.tracks:
+            try:
+                event = engine.record(args.user, ref, args.action, listened_s=args.listened, source="cli")
+            except LookupError as exc:
+                raise UsageError(str(exc)) from None
+            print(f"{event.kind} recorded for {args.user}: {engine.catalog.track(event.track_id).path}")
+    return EXIT_OK
+
+
+def _import_history(engine, args) -> int:
+    from .history import record
+    from .importers import HistoryImportError, load_history, match_listens, match_rate
+    from .models import HistoryEvent
+
+    tracks = engine.catalog.tracks(present=False)
+    total_matched = 0
+    for ref in args.tracks:
+        try:
+            result = load_history(Path(ref), args.format)
+        except (HistoryImportError, OSError) as exc:
+            raise CommandFailed(str(exc)) from None
+        matches, unmatched = match_listens(result.listens, tracks)
+        events = [HistoryEvent(args.user, tid, "skip" if listen.skipped else "play", at=listen.at,
+                               listened_s=listen.listened_s, source=f"import:{result.format}")
+                  for listen, tid in matches]
+        record(engine, events)
+        total_matched += len(events)
+        print(f"{ref}: {result.format}: {len(result.listens)} listens, {len(matches)} matched "
+              f"({match_rate(matches, unmatched):.0%}), {len(unmatched)} not in the library, "
+              f"{len(result.problems)} unreadable records skipped")
+    return EXIT_OK
+
+
+def cmd_recommend(args) -> int:
+    with _open_engine(args) as engine:
+        strategies = None
+        if args.strategy:
+            strategies = {}
+            for item in args.strategy:
+                name, _, weight = item.partition("=")
+                strategies[name] = float(weight or 1.0)
+        kwargs = {"filters": _filters(args)}
+        if strategies:
+            kwargs["strategies"] = strategies
+        try:
+            recs = engine.recommend(args.user, args.n, seeds=args.seed or [], **kwargs)
+        except LookupError as exc:
+            raise UsageError(str(exc)) from None
+        _print_recommendations(recs, args.json, why=True)
+    return EXIT_OK
+
+
+def cmd_playlists(args) -> int:
+    with _open_engine(args) as engine:
+        pl = engine.playlists
+        if args.action == "list":
+            for r in pl.recipes:
+                paths = [str(pl.target_path(r, engine.writers[w])) for w in r.writers]
+                print(f"{r.name}  [{r.kind}] size {r.size}, user {r.user} -> {', '.join(paths)}")
+            if not pl.recipes:
+                print(f"no playlists in {engine.config.source} (see playlists: in the README)", file=sys.stderr)
+            return EXIT_OK
+        try:
+            names = args.names or None
+            for n in names or []:
+                pl.get(n)
+            done = pl.refresh(names)
+        except LookupError as exc:
+            raise UsageError(str(exc)) from None
+        for name, changed in done.items():
+            print(f"{name}: " + (", ".join(str(p) for p in changed) if changed else "unchanged"))
+    return EXIT_OK
+
+
 def cmd_failures(args) -> int:
     with _open_engine(args) as engine:
         rows = engine.catalog.failures()
@@ -120,6 +200,11 @@ def cmd_config(args) -> int:
         print(yaml.safe_dump(config.nested(), sort_keys=True, allow_unicode=True), end="")
         return EXIT_OK
     problems = []
+    from .playlists import parse_recipes
+    from .registry import collect
+
+    parse_recipes(config, writers=set(collect(plugin_set.pm, "playlist_writers").names()),
+                  scorers=set(collect(plugin_set.pm, "scorers").names()))
     for i, folder in enumerate(config["library.folders"]):
         if not Path(folder).is_dir():
             problems.append(f"{config.source}: library.folders[{i}]: {folder!r} does not exist")
@@ -156,17 +241,56 @@ def cmd_demo(args) -> int:
 
 
 def _print_demo_neighbours(engine) -> None:
-    from .similarity import similar_tracks
-
-    tracks = engine.catalog.tracks(status="ok")
     seen_albums = set()
-    for track in tracks:
+    for track in engine.catalog.tracks(status="ok"):
         if track.album in seen_albums:
             continue
         seen_albums.add(track.album)
         print(f"\ntracks like {track.relpath}:")
-        for rec in similar_tracks(engine, [track.track_id], 3):
+        for rec in engine.similar([track.track_id], 3):
             print(f"  {rec.distance:6.3f}  {rec.track.relpath}")
+
+
+def _filters(args):
+    from .similarity import Filters
+
+    return Filters(exclude_artists=set(args.exclude_artist or ()), exclude_albums=set(args.exclude_album or ()),
+                   exclude_genres=set(args.exclude_genre or ()), min_duration=args.min_duration,
+                   max_duration=args.max_duration,
+                   tags=dict(t.split("=", 1) for t in args.tag or ()))
+
+
+def _print_recommendations(recs, as_json: bool, why: bool = False) -> None:
+    if as_json:
+        print(json.dumps([{"path": str(r.track.path), "track_id": r.track.track_id, "artist": r.track.artist,
+                           "title": r.track.title, "album": r.track.album, "duration": r.track.duration,
+                           "distance": None if r.distance is None else round(r.distance, 6),
+                           "score": round(r.score, 6), "why": r.why} for r in recs], indent=2, ensure_ascii=False))
+        return
+    for r in recs:
+        dist = "" if r.distance is None else f"{r.distance:6.3f}  "
+        print(f"{dist}{r.track.path}" + (f"  ({r.track.display})" if r.track.artist else "")
+              + (f"\n        why: {r.why}" if why and r.why else ""))
+
+
+def cmd_similar(args) -> int:
+    with _open_engine(args) as engine:
+        try:
+            recs = engine.similar(args.tracks, args.n, _filters(args))
+        except LookupError as exc:
+            raise UsageError(str(exc)) from None
+        _print_recommendations(recs, args.json)
+    return EXIT_OK
+
+
+def cmd_path(args) -> int:
+    with _open_engine(args) as engine:
+        try:
+            recs = engine.path(args.start, args.end, args.n, _filters(args))
+        except (LookupError, KeyError) as exc:
+            raise UsageError(str(exc).strip("'\"")) from None
+        _print_recommendations(recs, args.json)
+    return EXIT_OK
 
 
 # --- parser ---------------------------------------------------------------------------------------
@@ -194,6 +318,45 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-featurise", action="store_true", help="only reconcile; analyse nothing")
     p.add_argument("--demo-if-missing", action="store_true",
                    help="when no library folder exists yet, run `recengine demo` instead of failing")
+
+    def add_filters(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--json", action="store_true", help="JSON output: path, artist, title, distance, score")
+        p.add_argument("--exclude-artist", action="append", metavar="NAME", help="leave out this artist (repeatable)")
+        p.add_argument("--exclude-album", action="append", metavar="NAME", help="leave out this album (repeatable)")
+        p.add_argument("--exclude-genre", action="append", metavar="TEXT", help="leave out genres containing TEXT")
+        p.add_argument("--min-duration", type=float, metavar="S", help="shortest track, seconds")
+        p.add_argument("--max-duration", type=float, metavar="S", help="longest track, seconds")
+        p.add_argument("--tag", action="append", metavar="FIELD=TEXT", help="only tracks whose tag contains TEXT")
+
+    p = command("similar", cmd_similar, "tracks that sound like the given tracks (paths or track ids)")
+    p.add_argument("tracks", nargs="+", metavar="TRACK")
+    p.add_argument("-n", type=int, default=10, help="how many (default 10)")
+    add_filters(p)
+
+    p = command("path", cmd_path, "a playlist walking from one track to another")
+    p.add_argument("start", metavar="A")
+    p.add_argument("end", metavar="B")
+    p.add_argument("-n", type=int, default=12, help="length including A and B (default 12)")
+    add_filters(p)
+
+    p = command("history", cmd_history, "record plays, skips, likes and dislikes, or import a listening history")
+    p.add_argument("action", choices=("play", "skip", "like", "dislike", "unlike", "import"))
+    p.add_argument("tracks", nargs="*", metavar="TRACK", help="track paths or ids (import: history files)")
+    p.add_argument("--user", "-u", default="default", help="listener (default: default)")
+    p.add_argument("--listened", type=float, metavar="S", help="seconds listened (play/skip)")
+    p.add_argument("--format", choices=("listenbrainz", "lastfm", "scrobbler"), help="import: file format (default: detect)")
+
+    p = command("recommend", cmd_recommend, "personal recommendations from history, likes and dislikes")
+    p.add_argument("--user", "-u", default="default", help="listener (default: default)")
+    p.add_argument("-n", type=int, default=20, help="how many (default 20)")
+    p.add_argument("--seed", action="append", metavar="TRACK", help="steer toward this track (repeatable)")
+    p.add_argument("--strategy", action="append", metavar="NAME=WEIGHT",
+                   help="scoring strategies and weights (default taste=1, diversity=0.5, discovery=0.1)")
+    add_filters(p)
+
+    p = command("playlists", cmd_playlists, "list the playlist recipes or refresh their files")
+    p.add_argument("action", choices=("list", "refresh"))
+    p.add_argument("names", nargs="*", metavar="NAME", help="refresh only these")
 
     p = command("failures", cmd_failures, "list files that could not be analysed, with the reason")
     p.add_argument("--json", action="store_true", help="JSON output")

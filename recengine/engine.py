@@ -69,7 +69,11 @@ class Engine:
         config, plugins = load_settings(path, raw, env=env, entrypoints=entrypoints)
         for key, value in overrides.items():
             config.values[key.replace("__", ".")] = value
-        return cls(config, plugins)
+        engine = cls(config, plugins)
+        from .playlists import parse_recipes
+
+        parse_recipes(config, writers=set(engine.writers.names()), scorers=set(engine.scorers.names()))
+        return engine
 
     # parts ---------------------------------------------------------------------------------------
 
@@ -106,15 +110,90 @@ class Engine:
         """Broadcast an event hook, isolating each implementation."""
         call_each(self.pm, hook, **kwargs)
 
+    @functools.cached_property
+    def index(self):
+        """The similarity index (loaded, or built on first use), fresh with the catalog."""
+        from .library_index import LibraryIndex
+
+        index = LibraryIndex(self)
+        index.open()
+        return index
+
+    @functools.cached_property
+    def playlists(self):
+        """The playlist recipes of the config (:class:`recengine.playlists.Playlists`)."""
+        from .playlists import Playlists
+
+        return Playlists(self)
+
     # operations ----------------------------------------------------------------------------------
 
-    def scan(self, **kwargs: Any):
-        """Reconcile the library folders with the catalog and featurise what is new or changed."""
+    def record(self, user: str, track, kind: str, *, at: float | None = None, listened_s: float | None = None,
+               source: str = "api"):
+        """Record a play, skip, like, dislike or unlike of ``track`` (id or path) by ``user``;
+        durable when this returns."""
+        from .history import record
+        from .models import HistoryEvent
+
+        tid = self.resolve(track).track_id if not isinstance(track, int) else track
+        kw = {"at": at} if at is not None else {}
+        return record(self, [HistoryEvent(user, tid, kind, listened_s=listened_s, source=source, **kw)])[0]
+
+    def recommend(self, user: str = "default", n: int = 20, **kwargs: Any):
+        """Personal recommendations for ``user`` (see :class:`recengine.recommend.Request`)."""
+        from .recommend import Request, recommend
+
+        seeds = [self.resolve(s).track_id for s in kwargs.pop("seeds", [])]
+        return recommend(self, Request(user=user, n=n, seeds=seeds, **kwargs))
+
+    def scan(self, *, update_index: bool = True, **kwargs: Any):
+        """Reconcile the library folders with the catalog and featurise what is new or changed;
+        then bring the index up to date (rebuilt per ``index.rebuild_after_changes``)."""
         from .scanner import Scanner
 
-        return Scanner(self).run(**kwargs)
+        report = Scanner(self, progress=kwargs.pop("progress", None)).run(**kwargs)
+        changes = report.featurised + report.removed + report.moved
+        if update_index and (changes or "index" in self.__dict__):
+            self.update_index(changes)
+        return report
+
+    def update_index(self, changes: int) -> None:
+        if "index" not in self.__dict__:
+            self.index  # noqa: B018 - opens (and builds if needed)
+            return
+        self.index.note_change(changes)
+        if self.index.changes_since_build >= self.config["index.rebuild_after_changes"]:
+            self.index.build()
+        else:
+            self.index.refresh()
+
+    def resolve(self, ref: str | int | os.PathLike[str]):
+        """A track from its id or its file path (absolute or relative to the working folder)."""
+        if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit() and not Path(ref).exists()):
+            track = self.catalog.track(int(ref))
+        else:
+            track = self.catalog.track_by_path(Path(ref).absolute())
+        if track is None:
+            raise LookupError(f"{ref}: not in the catalog (run `recengine scan` first?)")
+        return track
+
+    def similar(self, seeds, n: int = 10, filters=None):
+        """Tracks like ``seeds`` (ids or paths), best first, as Recommendations."""
+        from .similarity import Similarity
+
+        ids = [self.resolve(s).track_id for s in seeds]
+        return Similarity(self, self.index).similar(ids, n, filters)
+
+    def path(self, a, b, n: int = 12, filters=None):
+        """A playlist of ``n`` tracks walking from ``a`` to ``b`` (ids or paths)."""
+        from .similarity import Similarity
+
+        return Similarity(self, self.index).path(self.resolve(a).track_id, self.resolve(b).track_id, n, filters)
 
     def close(self) -> None:
+        index = self.__dict__.pop("index", None)
+        if index is not None:
+            index.close()
         if self._catalog is not None:
             self._catalog.close()
             self._catalog = None

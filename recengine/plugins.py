@@ -48,6 +48,10 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "recengine.default_plugins.tonal",
     "recengine.default_plugins.m3u8",
     "recengine.default_plugins.xspf",
+    "recengine.default_plugins.similar_scorer",
+    "recengine.default_plugins.taste",
+    "recengine.default_plugins.diversity",
+    "recengine.default_plugins.discovery",
     "recengine.default_plugins.null_backend",
     "recengine.default_plugins.backend_choice",
 )

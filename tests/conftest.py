@@ -81,3 +81,47 @@ def copy_tree(src: Path, dest: Path) -> Path:
 
 def env_without(*names: str) -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k not in names}
+
+
+STYLE_MAKERS = {
+    "tones": lambda i: tone(220 * 2 ** (i / 12), 3.0) + tone(330 * 2 ** (i / 12), 3.0, amp=0.2),
+    "noise": lambda i: noise(3.0, seed=10 + i, colour="pink" if i % 2 else "white"),
+    "drums": lambda i: pulses(100 + 10 * i, 3.0, seed=20 + i),
+}
+
+
+@pytest.fixture(scope="session")
+def styled_library(tmp_path_factory) -> Path:
+    """Three styles of five tracks each (artist = style), in mixed formats."""
+    root = tmp_path_factory.mktemp("styled")
+    fmts = (".flac", ".ogg", ".mp3", ".wav", ".opus")
+    for style, make in STYLE_MAKERS.items():
+        for i in range(5):
+            encode(make(i), root / style / f"{style}{i}{fmts[i]}",
+                   tags={"artist": style.title(), "album": f"{style} album", "title": f"{style} {i}",
+                         "genre": "Christmas" if (style, i) == ("tones", 4) else style})
+    return root
+
+
+@pytest.fixture(scope="session")
+def styled_data(styled_library, tmp_path_factory) -> Path:
+    """The styled library scanned once; tests get a copy of its data dir."""
+    base = tmp_path_factory.mktemp("styled_data")
+    engine = make_engine(base, [styled_library])
+    try:
+        report = engine.scan()
+        assert report.featurised == 15, report.summary()
+    finally:
+        engine.close()
+    return base / "data"
+
+
+@pytest.fixture
+def styled(tmp_path, styled_library, styled_data):
+    """An engine on a private copy of the scanned styled library's data."""
+    import shutil
+
+    shutil.copytree(styled_data, tmp_path / "data")
+    engine = make_engine(tmp_path, [styled_library])
+    yield engine
+    engine.close()

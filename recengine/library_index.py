@@ -1,0 +1,142 @@
+"""Keeps the Annoy index (``index.IndexStore``) in step with the catalog.
+
+A build fits the vector scaling over the library (``vectors.Scaler``), writes a new generation
+with the scaling and the extractor versions in its manifest, and swaps it in. Tracks featurised
+after that build are assembled with the same scaling and searched exactly (the delta); tracks gone
+since are hidden at once. :meth:`LibraryIndex.refresh` brings the delta up to date cheaply (only
+the rows committed since the build are read), so a new track is searchable as soon as its
+features are committed. :meth:`LibraryIndex.needs_rebuild` applies the rebuild policy.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+import numpy as np
+
+from .index import IndexStore
+from .vectors import METRIC, Scaler
+
+log = logging.getLogger(__name__)
+
+
+class LibraryIndex:
+    """The engine's similarity index: generation + delta, built from the catalog."""
+
+    def __init__(self, engine: Any):
+        self.engine = engine
+        cfg = engine.config
+        metric = cfg.get("index.metric", "auto")
+        self.metric = METRIC if metric == "auto" else metric
+        self.store = IndexStore(engine.config.data_dir / "index", metric=self.metric,
+                                n_trees=cfg.get("index.trees") or None, search_k=cfg.get("index.search_k") or None)
+        self._lock = threading.RLock()
+        self.scaler: Scaler | None = None
+        self.built_at = 0.0
+        self._refreshed_at = 0.0
+        self.changes_since_build = 0
+        self.last_change = 0.0
+
+    # weights and versions ---------------------------------------------------------------------------
+
+    def weights(self) -> dict[str, float]:
+        overrides = self.engine.config.get("index.weights") or {}
+        return {e.name: float(overrides.get(e.name, getattr(e, "weight", 1.0))) for e in self.engine.extractors}
+
+    def expected_meta(self) -> dict[str, Any]:
+        return {"versions": self.engine.extractor_versions(), "weights": self.weights(), "metric": self.metric}
+
+    # loading and building -------------------------------------------------------------------------
+
+    def open(self) -> bool:
+        """Load the newest valid generation made with today's extractors and weights; build one if
+        there is none (or it does not match). Returns True when an index is ready."""
+        with self._lock:
+            number = self.store.load(expect_meta=self.expected_meta())
+            if number is None:
+                return self.build() is not None
+            meta = self._manifest_meta(number)
+            self.scaler = Scaler.from_dict(meta["scaler"])
+            self.built_at = float(meta["built_at"])
+            self._refreshed_at = 0.0
+            self.refresh()
+            return True
+
+    def _manifest_meta(self, number: int) -> dict[str, Any]:
+        import json
+
+        path = self.store.directory / f"gen-{number:06d}.json"
+        return json.loads(path.read_text())["meta"]
+
+    def build(self) -> int | None:
+        """Build a new generation from every present, featurised track; None if there is none."""
+        with self._lock:
+            started = time.time()
+            catalog = self.engine.catalog
+            versions = self.engine.extractor_versions()
+            ids, blocks = catalog.feature_matrix(versions)
+            if not ids:
+                return None
+            rows = [{name: blocks[name][i] for name in blocks} for i in range(len(ids))]
+            scaler = Scaler.fit(rows, weights=self.weights(), order=sorted(versions))
+            vectors = scaler.transform_many(rows)
+            meta = {**self.expected_meta(), "scaler": scaler.to_dict(), "built_at": started}
+            number = self.store.build(np.asarray(ids, np.int64), vectors, meta)
+            self.scaler, self.built_at = scaler, started
+            self._refreshed_at = 0.0
+            self.changes_since_build = 0
+            self.refresh()
+            log.info("index generation %d: %d tracks in %.1f s", number, len(ids), time.time() - started)
+            with catalog.write() as db:
+                db.execute("INSERT OR REPLACE INTO index_generations VALUES (?, ?, ?, ?)",
+                           (number, len(ids), started, f'{{"metric": "{self.metric}"}}'))
+        self.engine.emit("index_rebuilt", generation=number, size=len(ids))
+        return number
+
+    def refresh(self) -> int:
+        """Put tracks committed since the build into the delta and hide removed ones.
+        Returns the number of fresh tracks."""
+        with self._lock:
+            if self.scaler is None:
+                return 0
+            catalog = self.engine.catalog
+            versions = self.engine.extractor_versions()
+            fresh = catalog.featurised_since(self.built_at, versions)
+            ids = list(fresh)
+            vectors = self.scaler.transform_many([fresh[t] for t in ids]) if ids else np.zeros((0, self.scaler.dim))
+            present = catalog.present_ids()
+            removed = [t for t in self.store.generation_ids() if t not in present]
+            self.store.set_delta(np.asarray(ids, np.int64), vectors, removed=removed)
+            self._refreshed_at = time.time()
+            return len(ids)
+
+    def note_change(self, n: int = 1) -> None:
+        """Count library changes toward the rebuild policy."""
+        self.changes_since_build += n
+        self.last_change = time.monotonic()
+
+    def needs_rebuild(self) -> bool:
+        """After ``index.rebuild_after_changes`` changes, or ``index.rebuild_quiet_s`` of quiet after
+        at least one change."""
+        if self.store.generation is None:
+            return True
+        if not self.changes_since_build:
+            return False
+        cfg = self.engine.config
+        if self.changes_since_build >= cfg.get("index.rebuild_after_changes", 200):
+            return True
+        return time.monotonic() - self.last_change >= cfg.get("index.rebuild_quiet_s", 30.0)
+
+    # lookups ---------------------------------------------------------------------------------------
+
+    def vector(self, track_id: int) -> np.ndarray | None:
+        return self.store.vector(track_id)
+
+    def query(self, vector: np.ndarray, n: int, exclude: set[int] = frozenset()) -> list[tuple[int, float]]:
+        return self.store.query(vector, n, exclude=exclude)
+
+    def close(self) -> None:
+        self.store.close()

@@ -1,0 +1,124 @@
+"""Playlist recipes: validation, writing, no needless rewrites, ownership, refresh policy."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from recengine.config import ConfigError
+from recengine.engine import Engine
+
+from .conftest import make_engine
+
+
+def engine_with(tmp_path, styled_library, playlists, outputs=None):
+    raw = {"library": {"folders": [str(styled_library)]}, "data_dir": str(tmp_path / "data"), "plugin_dirs": [],
+           "outputs": outputs or {"nav": {"dir": str(tmp_path / "out"), "paths": "relative"}},
+           "playlists": playlists}
+    return Engine.open(None, raw=raw, entrypoints=False)
+
+
+@pytest.mark.parametrize(
+    ("recipe", "key", "message"),
+    [
+        ({"name": "A", "kind": "radioo"}, "playlists[0].kind", "expected one of"),
+        ({"name": "A", "sise": 3}, "playlists[0].sise", "did you mean 'size'"),
+        ({"name": "A", "size": 0}, "playlists[0].size", "1 to 10000"),
+        ({"name": "A", "kind": "similar"}, "playlists[0].seeds", "needs seed tracks"),
+        ({"name": "A", "kind": "path", "from": "x"}, "playlists[0].from", "needs 'from' and 'to'"),
+        ({"name": "A", "writers": ["m3u9"]}, "playlists[0].writers", "unknown writer 'm3u9'"),
+        ({"name": "A", "strategies": {"tsate": 1}}, "playlists[0].strategies.tsate", "did you mean 'taste'"),
+        ({"name": "A", "output": "plex"}, "playlists[0].output", "no output named 'plex'"),
+        ({"name": "../etc/passwd"}, "playlists[0].name", "cannot be a file name"),
+        ({"name": "A", "refresh": {"on": ["weather"]}}, "playlists[0].refresh.on", "library and/or history"),
+        ({"name": "A", "filters": {"exclude_artist": ["x"]}}, "playlists[0].filters.exclude_artist", "did you mean"),
+    ],
+)
+def test_recipe_mistakes_name_the_dotted_key(tmp_path, styled_library, recipe, key, message):
+    with pytest.raises(ConfigError) as err:
+        engine_with(tmp_path, styled_library, [recipe])
+    assert err.value.key == key
+    assert message in err.value.message
+
+
+def test_playlists_are_written_once_and_not_rewritten_unchanged(tmp_path, styled, styled_library):
+    import shutil
+
+    shutil.copytree(styled.config.data_dir, tmp_path / "d2" / "data")
+    seed = str(styled_library / "drums" / "drums0.flac")
+    engine = engine_with(tmp_path / "d2", styled_library, [
+        {"name": "Drums", "kind": "similar", "seeds": [seed], "size": 3, "writers": ["m3u8", "xspf"],
+         "strategies": {"similar": 1.0},
+         "output": "nav"}])
+    with engine:
+        done = engine.playlists.refresh()
+        m3u, xspf = sorted(done["Drums"])
+        text = m3u.read_text()
+        assert text.startswith("#EXTM3U\n#RECENGINE:")
+        entries = [ln for ln in text.splitlines() if not ln.startswith("#")]
+        assert len(entries) == 3 and all("drums/" in e for e in entries)
+        assert all((m3u.parent / e).resolve().exists() for e in entries)
+        ET.parse(xspf)
+        stat = m3u.stat()
+        assert engine.playlists.refresh() == {"Drums": []}  # T41
+        assert m3u.stat().st_ino == stat.st_ino and m3u.stat().st_mtime_ns == stat.st_mtime_ns
+
+
+def test_a_users_own_playlist_is_never_overwritten(tmp_path, styled_library, styled_data, caplog):
+    """T42: a user-written Mix.m3u8 stays byte-identical; ours goes next to it."""
+    import shutil
+
+    shutil.copytree(styled_data, tmp_path / "data")
+    out = tmp_path / "out"
+    out.mkdir()
+    mine = out / "Mix.m3u8"
+    mine.write_text("#EXTM3U\n/music/my favourite.flac\n")
+    with engine_with(tmp_path, styled_library, [{"name": "Mix", "size": 4, "output": "nav"}]) as engine:
+        engine.playlists.refresh()
+    assert mine.read_text() == "#EXTM3U\n/music/my favourite.flac\n"
+    assert (out / "Mix (recengine).m3u8").read_text().startswith("#EXTM3U\n#RECENGINE:")
+    assert "not written by recengine" in caplog.text
+
+
+def test_refresh_policy_and_seasonal_filter(tmp_path, styled_library, styled_data):
+    import datetime as dt
+    import shutil
+
+    shutil.copytree(styled_data, tmp_path / "data")
+    recipes = [
+        {"name": "Lib", "size": 15, "output": "nav", "refresh": {"on": ["library"], "min_interval_s": 3600},
+         "filters": {"only_in_months": {"christmas": [12]}}, "strategies": {"discovery": 1}},
+        {"name": "Hist", "size": 2, "output": "nav", "refresh": {"on": ["history"]}},
+    ]
+    with engine_with(tmp_path, styled_library, recipes) as engine:
+        july = dt.datetime(2026, 7, 1).timestamp()
+        done = engine.playlists.refresh(reason="library", now=july)
+        assert set(done) == {"Lib"}
+        text = (tmp_path / "out" / "Lib.m3u8").read_text()
+        assert "tones4" not in text and text.count("#EXTINF") == 14  # the Christmas track waits for December
+        assert engine.playlists.refresh(reason="library", force=False, now=july + 60) == {}
+        december = dt.datetime(2026, 12, 1).timestamp()
+        engine.playlists.refresh(["Lib"], now=december)
+        assert "tones4" in (tmp_path / "out" / "Lib.m3u8").read_text()
+        assert set(engine.playlists.refresh(reason="history")) == {"Hist"}
+
+
+def test_playlist_written_hook_and_cli(tmp_path, styled_library, styled_data, capsys):
+    import shutil
+
+    from recengine.cli import main
+
+    shutil.copytree(styled_data, tmp_path / "data")
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        f"library: {{folders: ['{styled_library}']}}\ndata_dir: '{tmp_path / 'data'}'\nplugin_dirs: []\n"
+        f"outputs: {{nav: {{dir: '{tmp_path / 'out'}', paths: absolute}}}}\n"
+        "playlists:\n  - {name: Mine, size: 3, output: nav}\n")
+    assert main(["--config", str(config), "playlists", "list"]) == 0
+    assert "Mine  [user] size 3" in capsys.readouterr().out
+    assert main(["--config", str(config), "playlists", "refresh"]) == 0
+    assert "Mine.m3u8" in capsys.readouterr().out
+    assert main(["--config", str(config), "playlists", "refresh", "Nope"]) == 2
+    engine = make_engine(tmp_path, [styled_library])
+    engine.close()
