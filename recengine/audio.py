@@ -14,6 +14,7 @@ import contextlib
 import ctypes
 import errno
 import logging
+import math
 import os
 import resource
 import selectors
@@ -48,14 +49,20 @@ class DecoderMissing(RuntimeError):
 
 # --- finding ffmpeg -------------------------------------------------------------------------------
 
+_INSTALL_HINT = "install it (Debian/Ubuntu: apt-get install ffmpeg) or `pip install imageio-ffmpeg`"
+
 
 def find_ffmpeg() -> str:
     """``RECENGINE_FFMPEG``, else ffmpeg on PATH (pydub's lookup), else the imageio-ffmpeg binary."""
     explicit = os.environ.get("RECENGINE_FFMPEG")
     if explicit:
-        if shutil.which(explicit) is None:
-            raise DecoderMissing(f"RECENGINE_FFMPEG={explicit} is not an executable")
-        return shutil.which(explicit) or explicit
+        found = shutil.which(explicit)
+        if found is None:
+            raise DecoderMissing(
+                f"RECENGINE_FFMPEG={explicit} is not an executable: point it at an ffmpeg binary, or unset "
+                f"it after installing ffmpeg ({_INSTALL_HINT})"
+            )
+        return found
     from pydub.utils import which
 
     found = which("ffmpeg")
@@ -66,18 +73,19 @@ def find_ffmpeg() -> str:
 
         return imageio_ffmpeg.get_ffmpeg_exe()
     except Exception as exc:  # not installed, or no binary for this platform
-        raise DecoderMissing(
-            "ffmpeg was not found: install it (Debian/Ubuntu: apt-get install ffmpeg) "
-            f"or `pip install imageio-ffmpeg` ({exc})"
-        ) from None
+        raise DecoderMissing(f"ffmpeg was not found: {_INSTALL_HINT} ({exc})") from None
 
 
 def preflight(ffmpeg: str | None = None, timeout: float = 10.0) -> str:
     """Check that ffmpeg runs and can decode to raw PCM; returns its path. Raises DecoderMissing."""
     exe = ffmpeg or find_ffmpeg()
     try:
-        out = subprocess.run([exe, "-hide_banner", "-nostdin", "-version"], capture_output=True,
-                             timeout=timeout, stdin=subprocess.DEVNULL)
+        out = subprocess.run(
+            [exe, "-hide_banner", "-nostdin", "-version"],
+            capture_output=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise DecoderMissing(f"ffmpeg at {exe} does not run: {exc}") from None
     if out.returncode != 0:
@@ -114,13 +122,20 @@ class RunResult:
     truncated: bool = False
 
 
-def run_bounded(argv: list[str], *, timeout: float, max_bytes: int, mem_limit: int = 2 << 30,
-                stderr_cap: int = 64 * 1024) -> RunResult:
+def run_bounded(
+    argv: list[str], *, timeout: float, max_bytes: int, mem_limit: int = 2 << 30, stderr_cap: int = 64 * 1024
+) -> RunResult:
     """Run ``argv`` with no stdin in its own process group; read stdout up to ``max_bytes``; kill the
-    group on timeout or overflow. Never leaves a child behind."""
+    group on timeout or overflow. Never leaves a child behind.
+
+    Raises ``OSError`` when ``argv[0]`` cannot be started."""
     proc = subprocess.Popen(
-        argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        start_new_session=True, close_fds=True,
+        argv,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+        close_fds=True,
         preexec_fn=lambda: _child_setup(int(timeout) + 5, mem_limit),  # noqa: PLW1509 - workers are single-threaded
     )
     out, err = bytearray(), bytearray()
@@ -154,18 +169,32 @@ def run_bounded(argv: list[str], *, timeout: float, max_bytes: int, mem_limit: i
                         truncated = True
                         open_streams = 0
                         break
+        if not (timed_out or truncated) and not _wait_exited(proc.pid, deadline):
+            timed_out = True  # closed its pipes but kept running
     finally:
         sel.close()
-        if timed_out or truncated or proc.poll() is None:
-            _kill_group(proc)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=max(0.1, min(5.0, deadline - time.monotonic() + 1)))
-        if proc.poll() is None:
-            _kill_group(proc)
-            proc.wait()
+        # The leader is not reaped yet (a zombie at worst), so its pid cannot have been reused and
+        # the group kill reaches only our child and whatever it started (stragglers included).
+        _kill_group(proc)
+        proc.wait()
         proc.stdout.close()
         proc.stderr.close()
     return RunResult(proc.returncode, bytes(out), bytes(err), timed_out, truncated)
+
+
+def _wait_exited(pid: int, deadline: float) -> bool:
+    """Wait until ``pid`` has exited (without reaping it) or ``deadline``; True if it exited."""
+    pause = 0.001
+    while True:
+        try:
+            if os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT | os.WNOHANG) is not None:
+                return True
+        except ChildProcessError:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(pause)
+        pause = min(pause * 2, 0.05)
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
@@ -189,36 +218,54 @@ def check_file(path: Path) -> os.stat_result:
     if st.st_size == 0:
         raise DecodeFailure("empty", "the file is empty (0 bytes)")
     try:
-        with open(path, "rb"):
-            pass
+        # non-blocking: if the path became a FIFO since the stat, opening it must not wait for a writer
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
     except PermissionError:
         raise DecodeFailure("permission", "permission denied") from None
     except FileNotFoundError:
         raise DecodeFailure("vanished", "the file disappeared before it could be read") from None
+    except OSError as exc:
+        raise DecodeFailure("not_audio", f"cannot be opened as a file ({exc.strerror})") from None
+    try:
+        st = os.fstat(fd)
+    finally:
+        os.close(fd)
+    if not stat.S_ISREG(st.st_mode):
+        raise DecodeFailure("not_audio", "not a regular file")
+    if st.st_size == 0:
+        raise DecodeFailure("empty", "the file is empty (0 bytes)")
     return st
 
 
 def read_tags(path: Path) -> Tags:
-    """Tags and duration through mutagen (no subprocess); empty Tags when it cannot tell."""
-    try:
-        import mutagen
+    """Tags and duration through mutagen (no subprocess); empty Tags when it cannot tell.
 
-        f = mutagen.File(path, easy=True)
-    except Exception:
+    mutagen raises all kinds of errors on damaged or hostile files (and its lazily parsed tag
+    objects can raise later), so everything it does is guarded."""
+    try:
+        return _read_tags(path)
+    except Exception as exc:  # noqa: BLE001 - a tag reader must never fail a file
+        log.debug("%s: tags unreadable: %s", path, exc)
         return Tags()
+
+
+def _read_tags(path: Path) -> Tags:
+    import mutagen
+
+    f = mutagen.File(path, easy=True)
     if f is None:
         return Tags()
     duration = getattr(getattr(f, "info", None), "length", None)
-    tags = f.tags or {}
+    tags = f.tags if f.tags is not None else {}
 
     def first(key: str) -> str | None:
         try:
             values = tags.get(key)
-        except Exception:
+            if not values:
+                return None
+            value = str(values[0] if isinstance(values, list) else values).strip()
+        except Exception:  # noqa: BLE001
             return None
-        if not values:
-            return None
-        value = str(values[0] if isinstance(values, list) else values).strip()
         return value or None
 
     number = first("tracknumber")
@@ -226,14 +273,25 @@ def read_tags(path: Path) -> Tags:
         tracknumber = int(number.split("/")[0]) if number else None
     except ValueError:
         tracknumber = None
-    ok_duration = float(duration) if isinstance(duration, int | float) and duration > 0 else None
+    ok_duration = _finite_duration(duration)
     return Tags(first("artist"), first("album"), first("title"), first("genre"), tracknumber, ok_duration)
+
+
+def _finite_duration(value: object) -> float | None:
+    """A usable duration in seconds, or None (missing, zero, negative, NaN, infinite, absurd)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    value = float(value)
+    if not math.isfinite(value) or value <= 0 or value > 7 * 86400:
+        return None
+    return value
 
 
 def plan_windows(duration: float | None, windows: int, window_s: float) -> list[tuple[float, float]]:
     """Analysis windows ``(start, length)``: the whole file when short, else ``windows`` excerpts
     centred at evenly spread points. Unknown duration: one window of the total length from 0."""
     total = windows * window_s
+    duration = _finite_duration(duration)
     if duration is None:
         return [(0.0, total)]
     if duration <= total * 1.2:
@@ -248,54 +306,131 @@ def plan_windows(duration: float | None, windows: int, window_s: float) -> list[
 
 # --- decoding --------------------------------------------------------------------------------------
 
-_NOT_AUDIO_MAGIC = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"%PDF", b"PK\x03\x04", b"\x7fELF", b"<?xml",
-                    b"<!DOCTYPE", b"<html", b"#EXTM3U", b"[playlist]")
+# Signatures of files that are certainly not audio. Playlists and concat lists are among them: they
+# make ffmpeg's demuxers open other files (an HLS list can point anywhere), so they never reach it.
+_NOT_AUDIO_MAGIC = (
+    b"\x89PNG",
+    b"\xff\xd8\xff",
+    b"GIF8",
+    b"%PDF",
+    b"PK\x03\x04",
+    b"\x7fELF",
+    b"<?xml",
+    b"<!DOCTYPE",
+    b"<html",
+    b"#EXTM3U",
+    b"[playlist]",
+    b"ffconcat",
+    b"BM",
+    b"II*\x00",
+    b"MM\x00*",
+    b"\x1f\x8b",
+    b"7z\xbc\xaf",
+    b"Rar!",
+    b"SQLite format 3",
+)
+_BOM = (b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")
+
+
+def _head(path: Path, n: int = 512) -> bytes:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(n)
+    except OSError:
+        return b""
+
+
+def _has_not_audio_magic(head: bytes) -> bool:
+    if head.startswith(b"BM"):  # a Windows bitmap: "BM", file size, two reserved zero words
+        return len(head) >= 10 and head[6:10] == b"\0\0\0\0"
+    return head.startswith(_NOT_AUDIO_MAGIC)
+
+
+def _looks_like_text(head: bytes) -> bool:
+    """The first bytes are printable text (UTF-8, a multi-byte character possibly cut at the end)."""
+    for bom in _BOM:
+        if head.startswith(bom):
+            return True
+    for cut in range(4):
+        try:
+            text = head[: len(head) - cut].decode("utf-8")
+        except UnicodeDecodeError:
+            continue
+        return bool(text) and all(c.isprintable() or c in "\r\n\t\f" for c in text)
+    return False
 
 
 def _looks_not_audio(path: Path) -> bool:
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(512)
-    except OSError:
-        return False
-    if head.startswith(_NOT_AUDIO_MAGIC):
-        return True
-    try:
-        text = head.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return all(c.isprintable() or c in "\r\n\t" for c in text)
+    head = _head(path)
+    return _has_not_audio_magic(head) or _looks_like_text(head)
+
+
+# ffmpeg's words for "there is no audio stream to map" (they vary between versions)
+_NO_STREAM = (
+    "does not contain any stream",
+    "matches no streams",
+    "no audio stream",
+    "output file is empty, nothing was encoded",
+    "could not find any audio stream",
+)
+# generic last lines that say nothing about the file
+_GENERIC = (
+    "error marking filters as finished",
+    "conversion failed!",
+    "exiting normally",
+    "error while filtering: end of file",
+    "nothing was written into output file",
+)
+
+
+def _message(stderr: str) -> str:
+    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
+    useful = [ln for ln in lines if not any(g in ln.lower() for g in _GENERIC)]
+    return ((useful or lines or ["ffmpeg failed"])[0])[:200]
 
 
 def _classify_ffmpeg_error(path: Path, stderr: str) -> DecodeFailure:
     low = stderr.lower()
-    last = next((ln for ln in reversed(stderr.strip().splitlines()) if ln.strip()), "ffmpeg failed")[:200]
-    if "does not contain any stream" in low or "matches no streams" in low or "no audio" in low \
-            or "output file does not contain any stream" in low:
+    last = _message(stderr)
+    head = _head(path)
+    if _has_not_audio_magic(head):  # an image has "no audio stream" too, but it is no audio file
+        return DecodeFailure("not_audio", f"not an audio file ({last})")
+    if any(marker in low for marker in _NO_STREAM):
         return DecodeFailure("no_audio_stream", "the file has no audio stream")
     if "permission denied" in low:
         return DecodeFailure("permission", "permission denied")
-    if "no such file" in low:
+    if "no such file" in low or not os.path.exists(path):
         return DecodeFailure("vanished", "the file disappeared while it was read")
-    if _looks_not_audio(path):
+    if _looks_like_text(head):
         return DecodeFailure("not_audio", f"not an audio file ({last})")
     return DecodeFailure("decode_error", last)
 
 
 def ffmpeg_argv(ffmpeg: str, path: Path, windows: list[tuple[float, float]], sample_rate: int) -> list[str]:
     """One ffmpeg call: each window is an input seeked with ``-ss`` (before ``-i``, so only that part
-    is decoded), concatenated, downmixed to mono and resampled to ``sample_rate`` as float32."""
-    argv = [ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-protocol_whitelist", "file"]
+    is decoded), concatenated, downmixed to mono and resampled to ``sample_rate`` as float32.
+
+    ``-protocol_whitelist`` is an input option, so every input gets it (given once, it would
+    guard only the first)."""
+    argv = [ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error"]
     url = "file:" + str(Path(path).absolute())
     for start, length in windows:
+        argv += ["-protocol_whitelist", "file"]
         if start > 0:
             argv += ["-ss", f"{start:.3f}"]
         argv += ["-t", f"{length:.3f}", "-i", url]
+    # Each window is downmixed and resampled in the graph: -ac 1 alone sums channels at -3 dB each
+    # (stereo peaks reach 1.41, 5.1 goes past 1.7), and the options that stop that do not reach a
+    # complex graph's converters. rematrix_maxval=1 makes the mix unable to clip: a mean for stereo,
+    # as the libsndfile fallback computes, so features do not depend on a track's channel count.
+    chain = f"aresample={sample_rate}:rematrix_maxval=1,aformat=sample_fmts=flt:channel_layouts=mono"
+    graph = ";".join(f"[{i}:a:0]{chain}[w{i}]" for i in range(len(windows)))
     if len(windows) > 1:
-        pads = "".join(f"[{i}:a:0]" for i in range(len(windows)))
-        argv += ["-filter_complex", f"{pads}concat=n={len(windows)}:v=0:a=1[a]", "-map", "[a]"]
+        pads = "".join(f"[w{i}]" for i in range(len(windows)))
+        graph += f";{pads}concat=n={len(windows)}:v=0:a=1[a]"
     else:
-        argv += ["-map", "0:a:0"]
+        graph = graph.replace("[w0]", "[a]")
+    argv += ["-filter_complex", graph, "-map", "[a]"]
     argv += ["-vn", "-sn", "-dn", "-ac", "1", "-ar", str(sample_rate), "-f", "f32le", "pipe:1"]
     return argv
 
@@ -318,34 +453,70 @@ def _decode_soundfile(path: Path, windows: list[tuple[float, float]], sample_rat
     return data.astype(np.float32, copy=False)
 
 
-def decode(path: Path, *, ffmpeg: str, sample_rate: int = 22050, windows: int = 3, window_s: float = 30.0,
-           timeout_s: float = 60.0, min_duration_s: float = 1.0, tags: Tags | None = None) -> DecodedAudio:
-    """Decode the analysis windows of ``path``; raise DecodeFailure with a reason class."""
-    path = Path(path)
-    check_file(path)
-    tags = read_tags(path) if tags is None else tags
-    plan = plan_windows(tags.duration, windows, window_s)
+def _run_ffmpeg(
+    ffmpeg: str, path: Path, plan: list[tuple[float, float]], sample_rate: int, timeout_s: float
+) -> tuple[RunResult, np.ndarray]:
     planned_s = sum(length for _, length in plan)
     max_bytes = int((planned_s + 5) * sample_rate * 4)
     timeout = timeout_s + planned_s / 50
-    result = run_bounded(ffmpeg_argv(ffmpeg, path, plan, sample_rate), timeout=timeout, max_bytes=max_bytes)
-    decoder = "ffmpeg"
+    try:
+        result = run_bounded(
+            ffmpeg_argv(ffmpeg, path, plan, sample_rate), timeout=timeout, max_bytes=max_bytes
+        )
+    except OSError as exc:  # the binary went away or cannot run: not the file's fault
+        raise DecoderMissing(f"ffmpeg at {ffmpeg} cannot be started: {exc}") from None
     if result.timed_out:
         raise DecodeFailure("timeout", f"ffmpeg took longer than {timeout:.0f} s")
-    if result.returncode != 0 or not result.stdout:
+    if result.truncated:
+        raise DecodeFailure("decode_error", f"ffmpeg wrote more than the expected {max_bytes} bytes")
+    usable = len(result.stdout) - len(result.stdout) % 4
+    return result, np.frombuffer(result.stdout[:usable], dtype="<f4").copy()
+
+
+def decode(
+    path: Path,
+    *,
+    ffmpeg: str,
+    sample_rate: int = 22050,
+    windows: int = 3,
+    window_s: float = 30.0,
+    timeout_s: float = 60.0,
+    min_duration_s: float = 1.0,
+    tags: Tags | None = None,
+) -> DecodedAudio:
+    """Decode the analysis windows of ``path``; raise DecodeFailure with a reason class.
+
+    Raises DecoderMissing (not a property of the file) when ffmpeg itself cannot be started."""
+    path = Path(path)
+    check_file(path)
+    if _has_not_audio_magic(_head(path)):
+        raise DecodeFailure("not_audio", "not an audio file (an image, document, archive or playlist)")
+    tags = read_tags(path) if tags is None else tags
+    plan = plan_windows(tags.duration, windows, window_s)
+    result, samples = _run_ffmpeg(ffmpeg, path, plan, sample_rate, timeout_s)
+    windowed = len(plan) > 1 or plan[0][0] > 0
+    planned = sum(length for _, length in plan) * sample_rate
+    header_wrong = False
+    if windowed and (result.returncode != 0 or samples.size < planned / 2):
+        # The duration in the header was wrong (a truncated file, a lying WAV header, a VBR file
+        # without an index): the windows fell beyond the real end. Read from the start instead.
+        retry_plan = plan_windows(None, windows, window_s)
+        retry, retry_samples = _run_ffmpeg(ffmpeg, path, retry_plan, sample_rate, timeout_s)
+        if retry.returncode == 0 or result.returncode != 0:
+            result, samples, plan = retry, retry_samples, retry_plan
+            header_wrong = retry.returncode == 0
+    decoder = "ffmpeg"
+    if result.returncode != 0:
         failure = _classify_ffmpeg_error(path, result.stderr.decode("utf-8", "replace"))
+        if failure.reason != "decode_error":
+            raise failure  # the fallback must not turn text, images or video into "audio"
         try:
             samples = _decode_soundfile(path, plan, sample_rate)
-            decoder = "soundfile"
-        except Exception:
-            if not result.stdout and result.returncode == 0:
-                failure = DecodeFailure("no_audio_stream", "ffmpeg found no audio to decode")
+        except Exception:  # noqa: BLE001 - libsndfile refused it too
             raise failure from None
         if samples.size == 0:
             raise failure
-    else:
-        usable = len(result.stdout) - len(result.stdout) % 4
-        samples = np.frombuffer(result.stdout[:usable], dtype="<f4").copy()
+        decoder = "soundfile"
     samples = np.nan_to_num(samples, nan=0.0, posinf=1.0, neginf=-1.0)
     seconds = samples.size / sample_rate
     if seconds < min_duration_s:
@@ -353,9 +524,12 @@ def decode(path: Path, *, ffmpeg: str, sample_rate: int = 22050, windows: int = 
     rms = float(np.sqrt(np.mean(np.square(samples - samples.mean(), dtype=np.float64))))
     if rms < SILENCE_RMS:
         raise DecodeFailure("silent", "no signal above -90 dBFS in the analysed windows")
-    duration = tags.duration if tags.duration is not None else seconds
-    return DecodedAudio(samples=samples, sample_rate=sample_rate, duration=float(duration), windows=plan,
-                        decoder=decoder)
+    # a header that proved wrong does not give the duration: the whole file was read instead
+    known = _finite_duration(tags.duration)
+    duration = seconds if header_wrong or known is None else known
+    return DecodedAudio(
+        samples=samples, sample_rate=sample_rate, duration=float(duration), windows=plan, decoder=decoder
+    )
 
 
 def is_enospc(exc: BaseException) -> bool:

@@ -25,6 +25,10 @@ from .models import HistoryEvent, Tags, Track
 log = logging.getLogger(__name__)
 
 
+#: Seconds before a transient failure (permission, timeout) is tried again without a file change.
+TRANSIENT_RETRY_S = 600.0
+
+
 class CatalogError(Exception):
     """The catalog file cannot be used (corrupt, newer schema, unwritable)."""
 
@@ -419,7 +423,11 @@ class Catalog:
                 "SELECT f.track_id, f.extractor, f.version FROM features f JOIN tracks t USING(track_id) "
                 "WHERE f.content_sig = t.content_sig"):
             have.setdefault(tid, set()).add((ext, ver))
-        failed = {r[0]: (r[1], r[2]) for r in self.query("SELECT track_id, size, mtime_ns FROM failures")}
+        # permanent failures wait for the file to change; transient ones are retried after a while
+        retry_before = time.time() - TRANSIENT_RETRY_S
+        failed = {r[0]: (r[1], r[2]) for r in self.query(
+            "SELECT track_id, size, mtime_ns FROM failures WHERE reason NOT IN ('permission', 'timeout') OR at > ?",
+            (retry_before,))}
         wanted = set(versions.items())
         rows = self.query(f"SELECT {_TRACK_COLS}, t.mtime_ns FROM tracks t JOIN roots r USING(root_id) "
                           "WHERE t.missing_since IS NULL AND r.state='available' ORDER BY t.track_id")

@@ -12,6 +12,7 @@ import logging
 import os
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -149,6 +150,45 @@ def cmd_playlists(args) -> int:
             raise UsageError(str(exc)) from None
         for name, changed in done.items():
             print(f"{name}: " + (", ".join(str(p) for p in changed) if changed else "unchanged"))
+    return EXIT_OK
+
+
+def cmd_daemon(args) -> int:
+    from .daemon import AlreadyRunning, Daemon
+
+    with _open_engine(args) as engine:
+        try:
+            return Daemon(engine).run()
+        except AlreadyRunning as exc:
+            raise UsageError(str(exc)) from None
+
+
+def cmd_status(args) -> int:
+    from .daemon import running_pid
+
+    with _open_engine(args) as engine:
+        data_dir = engine.config.data_dir
+        pid = running_pid(data_dir)
+        status_file = data_dir / "status.json"
+        status = json.loads(status_file.read_text()) if status_file.exists() else None
+        counts = engine.catalog.counts()
+        if args.json:
+            print(json.dumps({"running": pid is not None, "pid": pid, "daemon": status, "catalog": counts}, indent=2))
+            return EXIT_OK
+        print(f"daemon: running (pid {pid})" if pid else "daemon: not running")
+        print(f"catalog: {counts['ok']} tracks analysed, {counts['pending']} pending, {counts['failures']} failed, "
+              f"{counts['missing']} missing")
+        if status and pid:
+            age = time.time() - status["updated"]
+            print(f"state: {status['state']} ({age:.0f} s ago), queue {status['queue']}, "
+                  f"{status['tracks_per_s']} tracks/s")
+            if status.get("last_reconcile"):
+                print(f"last reconcile: {time.time() - status['last_reconcile']:.0f} s ago")
+            for root, info in status["watcher"]["roots"].items():
+                print(f"watching {root}: {info.get('mode')}" + (f" ({info['why']})" if info.get("why") else ""))
+            idx = status["index"]
+            built = f", built {time.time() - idx['built_at']:.0f} s ago" if idx.get("built_at") else ""
+            print(f"index: generation {idx['generation']}, {idx['size']} tracks, {idx['fresh']} fresh{built}")
     return EXIT_OK
 
 
@@ -357,6 +397,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("playlists", cmd_playlists, "list the playlist recipes or refresh their files")
     p.add_argument("action", choices=("list", "refresh"))
     p.add_argument("names", nargs="*", metavar="NAME", help="refresh only these")
+
+    command("daemon", cmd_daemon, "watch the library and keep the index and playlists fresh (foreground)")
+    p = command("status", cmd_status, "whether the daemon runs and what it is doing")
+    p.add_argument("--json", action="store_true", help="JSON output")
 
     p = command("failures", cmd_failures, "list files that could not be analysed, with the reason")
     p.add_argument("--json", action="store_true", help="JSON output")

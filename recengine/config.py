@@ -116,6 +116,15 @@ def core_options() -> OptionSpec:
     add("index.rebuild_after_changes", "int", 200, "rebuild after this many new/changed tracks")
     add("index.rebuild_quiet_s", "float", 30.0, "... or after this many seconds without changes")
     add("index.weights", "dict", {}, "per-extractor weight in the similarity vector, e.g. {timbre: 2}")
+    add("daemon.settle_s", "float", 1.0,
+        "a new file is analysed once it was closed and unchanged this long (inotify)", check=_positive)
+    add("daemon.poll_settle_s", "float", 10.0,
+        "the same where no close event exists (polling, network mounts)", check=_positive)
+    add("daemon.poll_interval_s", "float", 5.0, "how often polled folders are scanned for changes",
+        check=_positive)
+    add("daemon.force_polling", "bool", False, "poll every folder instead of using inotify")
+    add("daemon.reconcile_interval_s", "float", 3600.0, "full reconcile on this timer (the safety net)",
+        check=_positive)
     add("users", "list[str]", ["default"], "listeners; others are created on first use")
     add("backend", "str", "null", "default playback backend")
     add("outputs", "dict", {}, "playlist output folders and their path style")

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from .audio import DecodeFailure, read_tags
+from .audio import DecodeFailure, DecoderMissing, read_tags
 from .faults import faultpoint
 from .models import Tags
 
@@ -160,6 +160,8 @@ def featurize_one(job: FeatureJob, worker: _Worker | None = None) -> FeatureResu
             worker.extractors, job.extractors, audio.samples, audio.sample_rate)
     except DecodeFailure as exc:
         result.failure = (exc.reason, exc.message)
+    except DecoderMissing:
+        raise  # not this file's fault: ends the scan with the install hint
     except MemoryError:
         result.failure = ("decode_error", "out of memory while decoding")
     except Exception as exc:  # a plugin decoder that raises something else
@@ -187,7 +189,11 @@ class FeaturePool:
                                       initargs=(self.settings,), max_tasks_per_child=TASKS_PER_WORKER)
 
     def map(self, jobs: list[FeatureJob], *, stop: Callable[[], bool] = lambda: False) -> Iterator[FeatureResult]:
-        """Featurise ``jobs``, yielding each result as it completes (a bounded number in flight)."""
+        """Featurise ``jobs``, yielding each result as it completes (a bounded number in flight).
+
+        When ``stop()`` turns true, work in flight is abandoned at once (workers and their ffmpeg
+        children are killed; those tracks stay pending for next time). Otherwise the workers are
+        kept for the next call until :meth:`close`."""
         queue = list(reversed(jobs))
         crashes: dict[int, int] = {}
         in_flight: dict[cf.Future, FeatureJob] = {}
@@ -219,10 +225,21 @@ class FeaturePool:
                         queue.append(job)
                         in_flight.pop(fut)
                     self._shutdown()
-                if stop() and not in_flight:
-                    break
-        finally:
+                if stop():
+                    self._shutdown(cancel=True)
+                    return
+        except BaseException:
             self._shutdown(cancel=True)
+            raise
+
+    def close(self) -> None:
+        self._shutdown(cancel=True)
+
+    def __enter__(self) -> FeaturePool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def _shutdown(self, cancel: bool = False) -> None:
         if self._pool is not None:

@@ -19,7 +19,7 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,7 +35,11 @@ SIG_CHUNK = 64 * 1024
 def content_sig(path: Path, size: int) -> str:
     """A fingerprint of the file's content: size plus hashed head, middle and tail."""
     h = hashlib.blake2b(str(size).encode(), digest_size=16)
-    with open(path, "rb") as fh:
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)  # a FIFO swapped in cannot block us
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(f"{path} is not a regular file")
+    with os.fdopen(fd, "rb") as fh:
         for offset in sorted({0, max(0, size // 2 - SIG_CHUNK // 2), max(0, size - SIG_CHUNK)}):
             fh.seek(offset)
             h.update(fh.read(SIG_CHUNK))
@@ -199,7 +203,7 @@ class Scanner:
             self._diff_root(root_id, root, state.files, known, report, confirm_mass_delete)
 
     def _diff_root(self, root_id: int, root: Path, files: dict[str, FoundFile], known: dict[str, TrackFile],
-                   report: ScanReport, confirm: bool) -> None:
+                   report: ScanReport, confirm: bool, removals: bool = True) -> None:
         present = {k: v for k, v in known.items() if v.missing_since is None}
         gone = [t for rel, t in present.items() if rel not in files]
         gone_by_sig: dict[str, list[TrackFile]] = {}
@@ -213,6 +217,9 @@ class Scanner:
                 continue
             try:
                 sig = content_sig(root / rel, f.size)
+            except PermissionError:
+                self._unreadable(root_id, rel, f, old, report)
+                continue
             except OSError:
                 continue
             if old is not None:  # changed in place, or back after being missing
@@ -223,7 +230,7 @@ class Scanner:
                 else:
                     report.unchanged += 1
                 continue
-            source = gone_by_sig.get(sig) or [t for t in self.catalog.tracks_with_sig(sig) if t.missing_since]
+            source = gone_by_sig.get(sig) or [t for t in self.catalog.tracks_with_sig(sig) if self._vanished(t)]
             source = [t for t in source if t.track_id not in moved_ids]
             if source:
                 moved = source[0]
@@ -237,7 +244,7 @@ class Scanner:
                 continue
             self.catalog.add_track(root_id, rel, f.size, f.mtime_ns, f.inode, sig)
             report.added += 1
-        really_gone = [t for t in gone if t.track_id not in moved_ids]
+        really_gone = [t for t in gone if t.track_id not in moved_ids] if removals else []
         ratio = self.config["scan.mass_delete_ratio"]
         if really_gone and len(really_gone) > max(10, ratio * len(present)) and not confirm:
             report.mass_delete_blocked.append((str(root), len(really_gone), len(present)))
@@ -251,6 +258,75 @@ class Scanner:
                 track = self.catalog.track(t.track_id)
                 if track is not None:
                     self.engine.emit("track_removed", track=track)
+
+    def _unreadable(self, root_id: int, rel: str, f: FoundFile, old: TrackFile | None, report: ScanReport) -> None:
+        """A file we may not read: in the ledger as ``permission`` (retried later), never silent."""
+        if old is None:
+            track_id = self.catalog.add_track(root_id, rel, f.size, f.mtime_ns, f.inode, "")
+            report.added += 1
+        else:
+            track_id = old.track_id
+            self.catalog.update_file(track_id, size=f.size, mtime_ns=f.mtime_ns, inode=f.inode, content_sig="")
+        self.catalog.record_failure(track_id, "permission", "permission denied", f.size, f.mtime_ns)
+        report.failed["permission"] += 1
+
+    def _vanished(self, t: TrackFile) -> bool:
+        """A catalog track whose file is gone: missing already, or not at its path any more."""
+        if t.missing_since:
+            return True
+        track = self.catalog.track(t.track_id)
+        return track is not None and not os.path.lexists(track.path)
+
+    def _root_of(self, path: Path) -> tuple[Path, str] | None:
+        for root in self.config.library_folders:
+            root = Path(os.path.abspath(root))
+            try:
+                return root, str(Path(os.path.abspath(path)).relative_to(root))
+            except ValueError:
+                continue
+        return None
+
+    def reconcile_paths(self, report: ScanReport, settled: list[Path] = (), removed: list[Path] = ()) -> None:
+        """Apply watcher hints for single files: removals first (so a move is seen as one), then
+        new or changed files. A removal under a root that is not confirmed present is ignored."""
+        extensions = frozenset(e.lower() for e in self.config["library.extensions"])
+        by_root: dict[Path, tuple[dict[str, FoundFile], set[str]]] = {}
+        for path in removed:
+            hit = self._root_of(path)
+            if hit is None or os.path.lexists(path):
+                continue
+            by_root.setdefault(hit[0], ({}, set()))[1].add(hit[1])
+        for path in settled:
+            hit = self._root_of(path)
+            if hit is None or os.path.splitext(str(path))[1].lower() not in extensions:
+                continue
+            try:
+                st = os.stat(path)
+            except OSError:
+                by_root.setdefault(hit[0], ({}, set()))[1].add(hit[1])
+                continue
+            if stat.S_ISREG(st.st_mode):
+                by_root.setdefault(hit[0], ({}, set()))[0][hit[1]] = FoundFile(hit[1], st.st_size, st.st_mtime_ns,
+                                                                              st.st_ino)
+        for root, (files, gone) in by_root.items():
+            state = self.check_root(root)
+            if not state.available:
+                report.unavailable.append((str(root), state.reason))
+                continue
+            root_id = self.catalog.root_id(str(root))
+            known = self.catalog.files_under(root_id)
+            for rel in gone:  # soft delete, one by one (the mass-delete guard is for full scans)
+                old = known.get(rel)
+                if old is not None and old.missing_since is None:
+                    self.catalog.mark_missing([old.track_id])
+                    report.removed += 1
+                    track = self.catalog.track(old.track_id)
+                    if track is not None:
+                        self.engine.emit("track_removed", track=track)
+            if files:
+                known = self.catalog.files_under(root_id)
+                subset = {rel: t for rel, t in known.items() if rel in files}
+                self._diff_root(root_id, root, files, subset, report, confirm=True, removals=False)
 
     def _output_dirs(self) -> list[str]:
         outputs = self.config.get("outputs") or {}
@@ -268,25 +344,35 @@ class Scanner:
                                   tuple(sorted(missing.items()))))
         return out
 
-    def featurise(self, report: ScanReport, *, retry_failed: bool = False, workers: int | None = None,
-                  stop: Callable[[], bool] = lambda: False) -> None:
-        jobs = self.jobs(retry_failed=retry_failed)
-        if not jobs:
-            return
+    def new_pool(self, workers: int | None = None) -> FeaturePool:
         settings = WorkerSettings(
             None if self.config.source == "<defaults>" else self.config.source,
             self.config.raw, dict(os.environ))
-        pool = FeaturePool(settings, self.config["scan.workers"] if workers is None else workers)
+        return FeaturePool(settings, self.config["scan.workers"] if workers is None else workers)
+
+    def featurise(self, report: ScanReport, *, retry_failed: bool = False, workers: int | None = None,
+                  stop: Callable[[], bool] = lambda: False, pool: FeaturePool | None = None) -> None:
+        """Featurise every track that lacks features, committing each result as it arrives.
+        ``pool``: a long-lived pool (the daemon's); else one is made for this call."""
+        jobs = self.jobs(retry_failed=retry_failed)
+        if not jobs:
+            return
+        own = pool is None
+        pool = pool or self.new_pool(workers)
         bar = Progress(len(jobs), self.out, enabled=self.progress)
         try:
             for result in pool.map(jobs, stop=stop):
                 self.commit(result, report)
                 bar.step()
+            if stop():
+                report.interrupted = True
         except KeyboardInterrupt:
             report.interrupted = True
             raise
         finally:
             bar.close()
+            if own:
+                pool.close()
 
     def commit(self, result: FeatureResult, report: ScanReport) -> None:
         job = result.job
@@ -362,6 +448,3 @@ class Progress:
             self.out.flush()
 
 
-def iter_chunks(items: list, size: int) -> Iterator[list]:
-    for i in range(0, len(items), size):
-        yield items[i:i + size]

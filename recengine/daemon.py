@@ -1,0 +1,275 @@
+"""``recengine daemon``: watch the library, keep the catalog, index and playlists fresh.
+
+One process, in the foreground (systemd-friendly). Start-up: take the data-dir lock (a second
+daemon exits 2, "already running (pid N)"), check ffmpeg, reconcile everything that changed while
+it was down, then watch. The watcher's settled paths are applied as hints; a full reconcile runs
+on a timer and whenever the watcher asks (overflow, restart, folder moves): events are hints, the
+reconcile is the truth. Featurised tracks are searchable at once (index delta), the index is
+rebuilt per policy on a builder thread, and playlists whose inputs changed are refreshed.
+SIGTERM/SIGINT stop it within a few seconds; work in flight stays pending for next time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import queue
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from .audio import preflight
+from .fileio import atomic_write
+from .scanner import Scanner, ScanReport
+from .watcher import LibraryWatcher
+
+log = logging.getLogger(__name__)
+
+
+class AlreadyRunning(Exception):
+    """Another daemon holds the data dir's lock."""
+
+
+class DataDirLock:
+    """``flock`` on ``data_dir/lock``, with the holder's pid written inside."""
+
+    def __init__(self, data_dir: Path):
+        self.path = Path(data_dir) / "lock"
+        self._fh = None
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(self.path, "a+")
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            pid = fh.read().strip() or "?"
+            fh.close()
+            raise AlreadyRunning(f"already running (pid {pid}) on {self.path.parent}") from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"{os.getpid()}\n")
+        fh.flush()
+        self._fh = fh
+
+    def release(self) -> None:
+        if self._fh is not None:
+            with contextlib.suppress(OSError):
+                self._fh.seek(0)
+                self._fh.truncate()
+            self._fh.close()
+            self._fh = None
+
+
+def running_pid(data_dir: Path) -> int | None:
+    """The pid of the daemon holding ``data_dir``'s lock, or None."""
+    path = Path(data_dir) / "lock"
+    if not path.exists():
+        return None
+    with open(path) as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            text = fh.read().strip()
+            return int(text) if text.isdigit() else -1
+        fcntl.flock(fh, fcntl.LOCK_UN)
+    return None
+
+
+class Daemon:
+    """The long-running service around one engine."""
+
+    def __init__(self, engine, *, settle_s: float | None = None, status_interval_s: float = 2.0):
+        self.engine = engine
+        cfg = engine.config
+        self.settle_s = cfg["daemon.settle_s"] if settle_s is None else settle_s
+        self.reconcile_interval_s = cfg["daemon.reconcile_interval_s"]
+        self.status_interval_s = status_interval_s
+        self.stop_event = threading.Event()
+        self.hints: queue.Queue[tuple[str, Any]] = queue.Queue()
+        self.scanner = Scanner(engine, progress=False)
+        self.pool = None
+        self.watcher: LibraryWatcher | None = None
+        self.lock = DataDirLock(engine.config.data_dir)
+        self.state = "starting"
+        self.stats: dict[str, Any] = {"featurised": 0, "failed": 0, "last_reconcile": None, "started": time.time(),
+                                      "rate": 0.0}
+        self._builder: threading.Thread | None = None
+        self._last_event_id = 0
+        self._playlists_dirty: set[str] = set()
+        self._last_status = 0.0
+
+    # lifecycle -------------------------------------------------------------------------------------
+
+    def stop(self, *_: object) -> None:
+        self.stop_event.set()
+
+    def run(self) -> int:
+        self.lock.acquire()
+        try:
+            preflight()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, self.stop)
+            self.engine.catalog  # noqa: B018 - open (and migrate) before anything else
+            self.engine.emit("startup", engine=self.engine)
+            self.pool = self.scanner.new_pool()
+            self._last_event_id = self._max_event_id()
+            self.full_reconcile("startup")
+            if not self.stop_event.is_set():
+                self._start_watcher()
+                self.loop()
+        finally:
+            self.state = "stopping"
+            self._shutdown()
+        return 0
+
+    def _start_watcher(self) -> None:
+        cfg = self.engine.config
+        outputs = [Path(o.dir) for o in self.engine.playlists.outputs.values()]
+        self.watcher = LibraryWatcher(
+            [Path(os.path.abspath(f)) for f in cfg.library_folders if Path(f).is_dir()],
+            on_settled=lambda paths: self.hints.put(("settled", paths)),
+            on_removed=lambda paths: self.hints.put(("removed", paths)),
+            on_reconcile=lambda reason: self.hints.put(("reconcile", reason)),
+            extensions=frozenset(e.lower() for e in cfg["library.extensions"]),
+            ignore_dirs=outputs + [cfg.data_dir],
+            settle_s=self.settle_s, poll_settle_s=cfg["daemon.poll_settle_s"],
+            poll_interval_s=cfg["daemon.poll_interval_s"], force_polling=cfg["daemon.force_polling"])
+        self.watcher.start()
+
+    def _shutdown(self) -> None:
+        if self.watcher is not None:
+            self.watcher.stop()
+        if self.pool is not None:
+            self.pool.close()
+        if self._builder is not None:
+            self._builder.join(timeout=5)
+        with contextlib.suppress(Exception):
+            self.engine.emit("shutdown", engine=self.engine)
+        with contextlib.suppress(Exception):
+            self.write_status()
+        self.lock.release()
+
+    # the loop --------------------------------------------------------------------------------------
+
+    def loop(self) -> None:
+        self.state = "watching"
+        last_reconcile = time.monotonic()
+        while not self.stop_event.is_set():
+            settled: list[Path] = []
+            removed: list[Path] = []
+            reconcile: list[str] = []
+            try:
+                kind, value = self.hints.get(timeout=0.25)
+                items = [(kind, value)]
+                while True:  # coalesce everything waiting
+                    items.append(self.hints.get_nowait())
+            except queue.Empty:
+                items = locals().get("items", [])
+            for kind, value in items:
+                if kind == "settled":
+                    settled += value
+                elif kind == "removed":
+                    removed += value
+                else:
+                    reconcile.append(value)
+            if time.monotonic() - last_reconcile >= self.reconcile_interval_s:
+                reconcile.append("timer")
+            if reconcile:
+                self.full_reconcile(", ".join(sorted(set(reconcile))))
+                last_reconcile = time.monotonic()
+            elif settled or removed:
+                self.apply_hints(settled, removed)
+            self._maintain()
+
+    def _work(self, report: ScanReport) -> None:
+        """Featurise what is pending, then make it searchable and schedule playlists."""
+        self.state = "analysing"
+        started = time.monotonic()
+        self.scanner.featurise(report, stop=self.stop_event.is_set, pool=self.pool)
+        took = time.monotonic() - started
+        if report.featurised:
+            self.stats["rate"] = report.featurised / max(took, 1e-6)
+        self.stats["featurised"] += report.featurised
+        self.stats["failed"] += sum(report.failed.values())
+        changes = report.featurised + report.removed + report.moved
+        if changes:
+            index = self.engine.index
+            index.note_change(changes)
+            index.refresh()
+            self._playlists_dirty.add("library")
+        self.state = "watching"
+
+    def full_reconcile(self, reason: str) -> None:
+        log.info("reconciling the library (%s)", reason)
+        self.state = "reconciling"
+        report = ScanReport()
+        self.scanner.reconcile(report)
+        self.stats["last_reconcile"] = time.time()
+        self._work(report)
+        self._log_report(report, reason)
+
+    def apply_hints(self, settled: list[Path], removed: list[Path]) -> None:
+        report = ScanReport()
+        self.scanner.reconcile_paths(report, settled=settled, removed=removed)
+        self._work(report)
+        self._log_report(report, "watcher")
+
+    def _log_report(self, report: ScanReport, reason: str) -> None:
+        if report.added or report.updated or report.moved or report.removed or report.failed:
+            log.info("%s: %s", reason, report.summary())
+        for root, why in report.unavailable:
+            log.warning("%s is unavailable (%s); nothing under it is changed", root, why)
+
+    def _maintain(self) -> None:
+        """Index rebuilds, playlist refreshes, history changes, status file."""
+        index = self.engine.index
+        if index.needs_rebuild() and (self._builder is None or not self._builder.is_alive()):
+            self._builder = threading.Thread(target=self._rebuild, name="recengine-index-builder", daemon=True)
+            self._builder.start()
+        event_id = self._max_event_id()
+        if event_id != self._last_event_id:
+            self._last_event_id = event_id
+            self._playlists_dirty.add("history")
+        for reason in sorted(self._playlists_dirty):
+            self.engine.playlists.refresh(reason=reason, force=False)
+        self._playlists_dirty.clear()
+        self.engine.playlists.refresh(reason="timer", force=False)
+        if time.monotonic() - self._last_status >= self.status_interval_s:
+            self.write_status()
+
+    def _rebuild(self) -> None:
+        try:
+            self.engine.index.build()
+        except Exception:
+            log.exception("index rebuild failed; the previous generation keeps serving")
+
+    def _max_event_id(self) -> int:
+        return self.engine.catalog.query("SELECT coalesce(max(event_id), 0) FROM events")[0][0]
+
+    # status ----------------------------------------------------------------------------------------
+
+    def health(self) -> dict[str, Any]:
+        index = self.engine.index
+        watcher = self.watcher.health() if self.watcher is not None else {}
+        return {
+            "pid": os.getpid(), "state": self.state, "queue": self.hints.qsize() + int(watcher.get("pending", 0)),
+            "tracks_per_s": round(self.stats["rate"], 2), "featurised": self.stats["featurised"],
+            "failed": self.stats["failed"], "last_reconcile": self.stats["last_reconcile"],
+            "watcher": {"roots": watcher.get("roots", {}), "restarts": watcher.get("restarts", 0)},
+            "failures": self.engine.catalog.counts()["failures"],
+            "index": {"generation": index.store.generation, "size": index.store.size,
+                      "built_at": index.built_at, "fresh": index.store.stale},
+            "updated": time.time(),
+        }
+
+    def write_status(self) -> None:
+        self._last_status = time.monotonic()
+        data = json.dumps(self.health(), indent=2, default=str).encode()
+        atomic_write(self.engine.config.data_dir / "status.json", data)

@@ -1,0 +1,344 @@
+"""Unit tests of the bounded decoder (recengine.audio): window planning, the ffmpeg command line,
+decoding of real encoded files, tags, and the process runner's limits (RELIABILITY rule 4)."""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from recengine import audio
+from recengine.audio import (
+    DecodeFailure,
+    DecoderMissing,
+    check_file,
+    decode,
+    ffmpeg_argv,
+    find_ffmpeg,
+    plan_windows,
+    read_tags,
+    run_bounded,
+)
+from recengine.testing import encode, tone, wav_bytes
+
+SR = 22050
+FORMATS = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a")
+
+
+def alive(pid: int) -> bool:
+    """Running (a zombie waiting for a reaper counts as gone)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+def dominant_hz(samples: np.ndarray, sr: int = SR) -> float:
+    spectrum = np.abs(np.fft.rfft(samples * np.hanning(samples.size)))
+    return float(np.fft.rfftfreq(samples.size, 1 / sr)[int(np.argmax(spectrum))])
+
+
+def magnitude_at(samples: np.ndarray, hz: float, sr: int = SR) -> float:
+    """Amplitude of the sinusoid at ``hz`` (Hann window, so the peak is scaled by 1/2)."""
+    spectrum = np.abs(np.fft.rfft(samples * np.hanning(samples.size)))
+    freqs = np.fft.rfftfreq(samples.size, 1 / sr)
+    near = np.abs(freqs - hz) < 3
+    return float(spectrum[near].max() * 4 / samples.size)
+
+
+@pytest.fixture(scope="module")
+def ffmpeg() -> str:
+    return find_ffmpeg()
+
+
+@pytest.fixture(scope="module")
+def tones(tmp_path_factory) -> dict[str, Path]:
+    """A 2 s 440 Hz tone in each format, tagged."""
+    folder = tmp_path_factory.mktemp("tones")
+    out = {}
+    for i, fmt in enumerate(FORMATS):
+        tags = {"artist": "The Testers", "title": f"Tone {fmt}", "album": "Sines", "track": f"{i + 1}/9"}
+        out[fmt] = encode(tone(440.0, 2.0), folder / f"tone{fmt}", tags=tags)
+    return out
+
+
+# --- plan_windows ----------------------------------------------------------------------------------
+
+
+def test_plan_short_file_is_whole_file():
+    assert plan_windows(10.0, 3, 30.0) == [(0.0, 10.0)]
+    assert plan_windows(100.0, 3, 30.0) == [(0.0, 100.0)]  # within 1.2 x the windows: all of it
+
+
+def test_plan_long_file_spreads_windows_inside_duration():
+    for duration in (200.0, 3 * 3600.0, 95.0 * 1.2 + 1):
+        plan = plan_windows(duration, 3, 30.0)
+        assert len(plan) == 3
+        starts = [s for s, _ in plan]
+        assert starts == sorted(starts)
+        for start, length in plan:
+            assert length == 30.0
+            assert 0.0 <= start and start + length <= duration + 1e-6
+        # spread over the file, not bunched at the start
+        assert plan[-1][0] > duration / 2
+
+
+@pytest.mark.parametrize("duration", [None, 0.0, -5.0, math.nan, math.inf, 1e12])
+def test_plan_unknown_or_absurd_duration_reads_from_start(duration):
+    assert plan_windows(duration, 2, 4.0) == [(0.0, 8.0)]
+
+
+# --- ffmpeg_argv --------------------------------------------------------------------------------------
+
+
+def test_argv_is_safe(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    argv = ffmpeg_argv("/usr/bin/ffmpeg", Path("-rf:x.mp3"), [(10.0, 5.0), (50.0, 5.0)], SR)
+    assert argv[0] == "/usr/bin/ffmpeg"
+    assert "-nostdin" in argv
+    url = "file:" + str(tmp_path / "-rf:x.mp3")
+    inputs = [i for i, a in enumerate(argv) if a == "-i"]
+    assert len(inputs) == 2
+    segment_start = 0
+    for pos in inputs:
+        assert argv[pos + 1] == url  # absolute, behind file:, never an option or a protocol
+        # input options apply to the next input only: each input has its own whitelist and seek
+        before = argv[segment_start:pos]
+        assert before[before.index("-protocol_whitelist") + 1] == "file"
+        assert "-ss" in before and "-t" in before
+        segment_start = pos + 2
+    assert argv[-1] == "pipe:1" and "f32le" in argv
+    graph = argv[argv.index("-filter_complex") + 1]
+    assert "[0:a:0]" in graph and "[1:a:0]" in graph and "concat=n=2" in graph
+    assert graph.count("rematrix_maxval=1") == 2 and graph.count("channel_layouts=mono") == 2
+    assert argv[argv.index("-ar") + 1] == str(SR) and argv[argv.index("-ac") + 1] == "1"
+
+
+def test_argv_single_window_from_start_has_no_seek():
+    argv = ffmpeg_argv("ffmpeg", Path("/music/a.flac"), [(0.0, 12.0)], SR)
+    assert "-ss" not in argv
+    assert argv[argv.index("-t") + 1] == "12.000"
+    graph = argv[argv.index("-filter_complex") + 1]
+    assert graph.startswith("[0:a:0]") and "concat" not in graph
+    assert argv[argv.index("-map") + 1] == "[a]"
+    assert argv.index("-protocol_whitelist") < argv.index("-i")
+
+
+# --- decode ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_decode_formats(tones, ffmpeg, fmt):
+    got = decode(tones[fmt], ffmpeg=ffmpeg, windows=2, window_s=5.0)
+    assert got.sample_rate == SR and got.decoder == "ffmpeg"
+    assert got.samples.dtype == np.float32 and got.samples.ndim == 1
+    assert abs(got.samples.size - 2.0 * SR) < 0.05 * SR  # codec padding aside, the whole 2 s
+    assert abs(got.duration - 2.0) < 0.1
+    assert abs(dominant_hz(got.samples) - 440.0) < 2.0  # resampled right: the tone is where it was
+    assert 0.3 < np.abs(got.samples).max() < 0.7
+
+
+def test_decode_long_file_reads_only_windows(tmp_path, ffmpeg):
+    path = tmp_path / "long.flac"
+    encode(tone(440.0, 180.0, sr=8000), path, sr=8000)
+    started = time.monotonic()
+    got = decode(path, ffmpeg=ffmpeg, windows=2, window_s=1.0)
+    assert time.monotonic() - started < 5
+    assert abs(got.samples.size - 2 * SR) < 0.02 * SR
+    assert abs(got.duration - 180.0) < 0.5
+    assert len(got.windows) == 2 and all(0 < s < 179 and n == 1.0 for s, n in got.windows)
+    assert abs(dominant_hz(got.samples) - 440.0) < 2.0
+
+
+def test_decode_downmixes_stereo(tmp_path, ffmpeg):
+    left, right = tone(440.0, 2.0), tone(880.0, 2.0)
+    path = tmp_path / "stereo.wav"
+    path.write_bytes(wav_bytes(np.stack([left, right], axis=1), SR, channels=2))
+    got = decode(path, ffmpeg=ffmpeg)
+    assert got.samples.ndim == 1 and abs(got.samples.size - 2 * SR) < 10
+    # both channels, each at half amplitude: a mean, not one channel
+    assert magnitude_at(got.samples, 440) == pytest.approx(0.25, rel=0.1)
+    assert magnitude_at(got.samples, 880) == pytest.approx(0.25, rel=0.1)
+
+
+@pytest.mark.parametrize("windows", [1, 2])
+def test_decode_downmix_of_six_channels_does_not_clip(tmp_path, ffmpeg, windows):
+    """-ac 1 alone would sum 5.1 to a peak of 1.7; the mix is scaled to stay within [-1, 1]."""
+    six = np.repeat(tone(440.0, 4.0)[:, None], 6, axis=1)
+    path = tmp_path / "six.wav"
+    path.write_bytes(wav_bytes(six, SR, channels=6))
+    got = decode(path, ffmpeg=ffmpeg, windows=windows, window_s=1.0 if windows > 1 else 30.0)
+    assert 0.45 < np.abs(got.samples).max() <= 1.0
+
+
+def test_segment_is_pydub_view(tones, ffmpeg):
+    got = decode(tones[".flac"], ffmpeg=ffmpeg)
+    seg = got.segment()
+    assert seg.frame_rate == SR and seg.channels == 1 and seg.sample_width == 2
+    assert abs(len(seg) - 2000) <= 5  # milliseconds
+    assert seg.frame_count() == got.samples.size
+
+
+@pytest.mark.parametrize("fmt", [".mp3", ".flac", ".ogg", ".opus", ".m4a"])
+def test_read_tags(tones, fmt):
+    tags = read_tags(tones[fmt])
+    assert tags.artist == "The Testers"
+    assert tags.title == f"Tone {fmt}"
+    assert tags.album == "Sines"
+    assert tags.tracknumber == FORMATS.index(fmt) + 1
+    assert tags.duration == pytest.approx(2.0, abs=0.1)
+
+
+def test_read_tags_never_raises(tmp_path):
+    junk = tmp_path / "junk.mp3"
+    junk.write_bytes(b"ID3\x04\x00\x00\x7f\x7f\x7f\x7f" + os.urandom(300))
+    assert read_tags(junk).artist is None
+    assert read_tags(tmp_path / "missing.flac").duration is None
+
+
+# --- classification -------------------------------------------------------------------------------------
+
+
+def test_check_file_classes(tmp_path):
+    (tmp_path / "empty.mp3").write_bytes(b"")
+    os.mkfifo(tmp_path / "fifo.wav")
+    with pytest.raises(DecodeFailure) as e:
+        check_file(tmp_path / "empty.mp3")
+    assert e.value.reason == "empty"
+    with pytest.raises(DecodeFailure) as e:
+        check_file(tmp_path / "gone.mp3")
+    assert e.value.reason == "vanished"
+    started = time.monotonic()
+    with pytest.raises(DecodeFailure) as e:
+        check_file(tmp_path / "fifo.wav")  # never opened: opening a FIFO blocks
+    assert e.value.reason == "not_audio" and time.monotonic() - started < 1
+
+
+@pytest.mark.parametrize(
+    "stderr",
+    [
+        "Output file #0 does not contain any stream\n",
+        "Output file does not contain any stream\n",
+        "Stream map '0:a:0' matches no streams.\nTo ignore this, add a trailing '?' to the map.\n",
+        "Stream specifier ':a:0' in filtergraph description [0:a:0][1:a:0]concat=n=2:v=0:a=1[a] matches no streams.\n",
+    ],
+)
+def test_no_audio_stream_messages_of_all_versions(tmp_path, stderr):
+    video = tmp_path / "video.m4a"
+    video.write_bytes(b"\x00\x00\x00\x20ftypisom" + bytes(200))
+    assert audio._classify_ffmpeg_error(video, stderr).reason == "no_audio_stream"
+
+
+def test_image_is_not_audio_even_without_stream(tmp_path):
+    png = tmp_path / "cover.mp3"
+    png.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(100))
+    assert audio._classify_ffmpeg_error(png, "Stream map '0:a:0' matches no streams.").reason == "not_audio"
+
+
+def test_text_never_reaches_soundfile(tmp_path, ffmpeg, monkeypatch):
+    def refuse(*a, **k):
+        raise AssertionError("the libsndfile fallback ran on a text file")
+
+    monkeypatch.setattr(audio, "_decode_soundfile", refuse)
+    for name, text in (("notes.wav", "RIFF? no, just notes\n" * 30), ("japanese.ogg", "名前のない曲\n" * 40)):
+        path = tmp_path / name
+        path.write_text(text)
+        with pytest.raises(DecodeFailure) as e:
+            decode(path, ffmpeg=ffmpeg)
+        assert e.value.reason == "not_audio", e.value
+
+
+def test_playlist_disguised_as_audio_never_reaches_ffmpeg(tmp_path):
+    hls = tmp_path / "list.mp3"
+    hls.write_text("#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10,\n/etc/passwd\n#EXT-X-ENDLIST\n")
+    with pytest.raises(DecodeFailure) as e:
+        decode(hls, ffmpeg="/nonexistent/ffmpeg")  # would raise DecoderMissing if it were run
+    assert e.value.reason == "not_audio"
+
+
+def test_truncated_file_with_long_header_duration(tmp_path, ffmpeg):
+    """The header says 6 s but only ~0.6 s is left: windows past the end, then a read from 0."""
+    full = encode(tone(440.0, 6.0), tmp_path / "full.mp3")
+    cut = tmp_path / "cut.mp3"
+    cut.write_bytes(full.read_bytes()[: 10 * 1024])
+    assert read_tags(cut).duration and read_tags(cut).duration > 5
+    with pytest.raises(DecodeFailure) as e:
+        decode(cut, ffmpeg=ffmpeg, windows=2, window_s=1.0)
+    assert e.value.reason == "too_short"
+    got = decode(cut, ffmpeg=ffmpeg, windows=2, window_s=1.0, min_duration_s=0.3)
+    assert got.windows == [(0.0, 2.0)] and got.duration < 1.0
+
+
+def test_missing_binary_is_decoder_missing(tones, monkeypatch):
+    with pytest.raises(DecoderMissing):
+        decode(tones[".wav"], ffmpeg="/nonexistent/ffmpeg")
+    monkeypatch.setenv("RECENGINE_FFMPEG", "/nonexistent/ffmpeg")
+    with pytest.raises(DecoderMissing, match="install"):
+        find_ffmpeg()
+
+
+# --- run_bounded -----------------------------------------------------------------------------------------
+
+
+def test_run_bounded_keeps_exit_status():
+    for _ in range(20):  # the child is reaped, never killed after closing its pipes
+        r = run_bounded(["sh", "-c", "echo out; echo err >&2; exit 3"], timeout=10, max_bytes=100)
+        assert (r.returncode, r.stdout, r.stderr, r.timed_out, r.truncated) == (
+            3,
+            b"out\n",
+            b"err\n",
+            False,
+            False,
+        )
+
+
+def test_run_bounded_kills_process_group_on_timeout():
+    started = time.monotonic()
+    r = run_bounded(["sh", "-c", "sleep 100 & echo $!; echo $$; sleep 100"], timeout=1.0, max_bytes=1000)
+    assert time.monotonic() - started < 3
+    assert r.timed_out and r.returncode == -9
+    pids = [int(p) for p in r.stdout.split()]
+    assert len(pids) == 2
+    deadline = time.monotonic() + 2
+    while any(alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not any(alive(p) for p in pids), "a child of the timed-out process survived"
+
+
+def test_run_bounded_child_that_closes_pipes_and_stays():
+    r = run_bounded(["sh", "-c", "echo $$; exec >&- 2>&-; sleep 100"], timeout=1.0, max_bytes=1000)
+    assert r.timed_out and r.returncode == -9
+    assert not alive(int(r.stdout))
+
+
+def test_run_bounded_caps_output():
+    flood = [sys.executable, "-c", "import os\nwhile True: os.write(1, bytes(65536))"]
+    started = time.monotonic()
+    r = run_bounded(flood, timeout=20, max_bytes=3_000_000)
+    assert time.monotonic() - started < 5
+    assert r.truncated and not r.timed_out
+    assert len(r.stdout) == 3_000_000
+    assert r.returncode == -9  # killed, not left writing
+
+
+def test_run_bounded_has_no_stdin():
+    r = run_bounded(["sh", "-c", "cat; echo done"], timeout=5, max_bytes=100)
+    assert r.stdout == b"done\n" and r.returncode == 0
+
+
+def test_run_bounded_missing_binary_raises_oserror():
+    with pytest.raises(OSError):
+        run_bounded(["/nonexistent/ffmpeg"], timeout=1, max_bytes=10)
+
+
+def test_preflight_of_real_ffmpeg(ffmpeg):
+    assert audio.preflight(ffmpeg) == ffmpeg
+    out = subprocess.run([ffmpeg, "-hide_banner", "-version"], capture_output=True, timeout=10)
+    assert out.returncode == 0
