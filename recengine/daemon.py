@@ -110,12 +110,14 @@ class Daemon:
     def stop(self, *_: object) -> None:
         self.stop_event.set()
 
-    def run(self) -> int:
+    def run(self, *, install_signals: bool = True) -> int:
+        """Run until SIGTERM/SIGINT (or :meth:`stop` from another thread); returns the exit code."""
         self.lock.acquire()
         try:
             preflight()
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                signal.signal(sig, self.stop)
+            if install_signals:
+                for sig in (signal.SIGTERM, signal.SIGINT):
+                    signal.signal(sig, self.stop)
             self.engine.catalog  # noqa: B018 - open (and migrate) before anything else
             self.engine.emit("startup", engine=self.engine)
             self.pool = self.scanner.new_pool()

@@ -165,7 +165,11 @@ def track_changed(track: Track) -> None:
 
 @hookspec
 def track_removed(track: Track) -> None:
-    """A track's file is gone (soft delete: its history is kept). Broadcast, committing thread."""
+    """A track's file is gone (soft delete: its history is kept).
+
+    Broadcast, called after the commit on the committing thread (scan or daemon loop). Not called
+    for files under an unavailable (unmounted) folder: those are not gone.
+    """
 
 
 @hookspec
@@ -186,20 +190,26 @@ def history_recorded(event: HistoryEvent) -> None:
 
 @hookspec
 def playlist_written(name: str, path: Path) -> None:
-    """A playlist file was (re)written at ``path``; e.g. ask a media server to rescan. Broadcast."""
+    """A playlist file was (re)written at ``path``; e.g. ask a media server to rescan.
+
+    Broadcast. Called after the file was atomically replaced (never for unchanged content), on the
+    thread that refreshed the playlists (CLI main thread or the daemon loop).
+    """
 
 
 @hookspec
 def startup(engine: Any) -> None:
-    """The daemon (or a one-shot command's engine) has opened the catalog and is about to work.
+    """The daemon has opened the catalog and is about to reconcile and watch.
 
-    Broadcast, on the main thread. ``engine`` is the :class:`recengine.engine.Engine`.
+    Broadcast, called once on the daemon's main thread. ``engine`` is the
+    :class:`recengine.engine.Engine`: keep it to record history or query from your own threads.
     """
 
 
 @hookspec
 def shutdown(engine: Any) -> None:
-    """The daemon is stopping (SIGTERM/SIGINT or end of a command). Broadcast, main thread.
+    """The daemon is stopping (SIGTERM/SIGINT): the watcher and workers are already stopped.
 
-    Must return within a second or two: the daemon promises to stop within 10 s.
+    Broadcast, called once on the daemon's main thread. Must return within a second or two:
+    the daemon promises to stop within 10 s.
     """
