@@ -243,8 +243,8 @@ def cmd_config(args) -> int:
     from .playlists import parse_recipes
     from .registry import collect
 
-    parse_recipes(config, writers=set(collect(plugin_set.pm, "playlist_writers").names()),
-                  scorers=set(collect(plugin_set.pm, "scorers").names()))
+    parse_recipes(config, writers=set(collect(plugin_set.pm, "playlist_writers", config).names()),
+                  scorers=set(collect(plugin_set.pm, "scorers", config).names()))
     for i, folder in enumerate(config["library.folders"]):
         if not Path(folder).is_dir():
             problems.append(f"{config.source}: library.folders[{i}]: {folder!r} does not exist")

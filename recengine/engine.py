@@ -89,19 +89,19 @@ class Engine:
 
     @functools.cached_property
     def extractors(self) -> Registry:
-        return collect(self.pm, "extractors")
+        return collect(self.pm, "extractors", self.config)
 
     @functools.cached_property
     def scorers(self) -> Registry:
-        return collect(self.pm, "scorers")
+        return collect(self.pm, "scorers", self.config)
 
     @functools.cached_property
     def backends(self) -> Registry:
-        return collect(self.pm, "backends")
+        return collect(self.pm, "backends", self.config)
 
     @functools.cached_property
     def writers(self) -> Registry:
-        return collect(self.pm, "playlist_writers")
+        return collect(self.pm, "playlist_writers", self.config)
 
     def extractor_versions(self) -> dict[str, int]:
         return {e.name: e.version for e in self.extractors}

@@ -71,7 +71,7 @@ class _Worker:
             Path(settings.config_path) if settings.config_path else None, settings.raw, env=settings.env)
         from .registry import collect
 
-        self.extractors = collect(self.plugins.pm, "extractors")
+        self.extractors = collect(self.plugins.pm, "extractors", self.config)
 
 
 _worker: _Worker | None = None

@@ -8,8 +8,10 @@ Conventions (as in pytest and simonw/llm):
 
 - Hooks are always called with keyword arguments; an implementation may accept any subset of the
   arguments named here, so new arguments can be added without breaking plugins.
-- ``register_*`` hooks receive a ``register`` callback. The host checks what is registered (the
-  protocol in ``recengine.registry``), rejects duplicate names, and records which plugin owns it.
+- ``register_*`` hooks receive a ``register`` callback (and, if they ask for it, the validated
+  ``config``, so a plugin can build its objects from its own settings). The host checks what is
+  registered (the protocol in ``recengine.registry``), rejects duplicate names, and records which
+  plugin owns it.
 - Decisions ("who decodes this file?") are ``firstresult`` hooks whose built-in is ``trylast``, so a
   plugin's implementation runs first and wins by returning something other than ``None``.
 - Event hooks (``track_added``, ``index_rebuilt``, ...) are broadcast: every implementation is
@@ -70,7 +72,7 @@ def configure(config: Config) -> None:
 
 
 @hookspec
-def register_extractors(register: Callable[[Any], None]) -> None:
+def register_extractors(register: Callable[[Any], None], config: Config) -> None:
     """Register feature extractors by calling ``register(extractor)`` once per extractor.
 
     Called when a plugin manager is set up, in the main process and in every scan worker. An
@@ -86,7 +88,7 @@ def register_extractors(register: Callable[[Any], None]) -> None:
 
 
 @hookspec
-def register_scorers(register: Callable[[Any], None]) -> None:
+def register_scorers(register: Callable[[Any], None], config: Config) -> None:
     """Register scoring strategies by calling ``register(scorer)``.
 
     A scorer has ``name`` and ``score(candidates, profile, context) -> list[tuple[float, str]]``:
@@ -96,7 +98,7 @@ def register_scorers(register: Callable[[Any], None]) -> None:
 
 
 @hookspec
-def register_backends(register: Callable[[Any], None]) -> None:
+def register_backends(register: Callable[[Any], None], config: Config) -> None:
     """Register playback backends by calling ``register(backend)``.
 
     A backend has ``name`` and ``play(tracks, mode, record)`` where ``tracks`` is a list of
@@ -107,7 +109,7 @@ def register_backends(register: Callable[[Any], None]) -> None:
 
 
 @hookspec
-def register_playlist_writers(register: Callable[[Any], None]) -> None:
+def register_playlist_writers(register: Callable[[Any], None], config: Config) -> None:
     """Register playlist writers by calling ``register(writer)``.
 
     A writer has ``name`` (e.g. ``"m3u8"``), ``suffix`` (e.g. ``".m3u8"``),

@@ -79,8 +79,9 @@ class Registry:
         return list(self.items)
 
 
-def collect(pm: pluggy.PluginManager, kind: str) -> Registry:
-    """Call ``register_<kind>`` on every plugin, one at a time, and return what they registered."""
+def collect(pm: pluggy.PluginManager, kind: str, config: Any = None) -> Registry:
+    """Call ``register_<kind>`` on every plugin, one at a time, and return what they registered.
+    ``config`` is passed to implementations that take it."""
     registry = Registry(kind)
     caller = getattr(pm.hook, f"register_{kind}")
     for impl in reversed(caller.get_hookimpls()):
@@ -93,8 +94,9 @@ def collect(pm: pluggy.PluginManager, kind: str) -> Registry:
                 registry.errors.append(f"plugin {_owner}: {exc}")
                 log.error("plugin %s: %s", _owner, exc)
 
+        kwargs = {"register": register, "config": config}
         try:
-            impl.function(register=register)
+            impl.function(**{k: v for k, v in kwargs.items() if k in impl.argnames})
         except Exception as exc:
             registry.errors.append(f"plugin {owner}: register_{kind} failed: {type(exc).__name__}: {exc}")
             log.exception("plugin %s: register_%s failed; its %s are left out", owner, kind, kind)
