@@ -192,6 +192,34 @@ def cmd_status(args) -> int:
     return EXIT_OK
 
 
+def cmd_play(args) -> int:
+    import threading
+
+    from .backends import BackendUnavailable
+    from .player import keep_playing, play_playlist
+
+    with _open_engine(args) as engine:
+        try:
+            backend, tracks = play_playlist(engine, args.playlist, backend=args.backend,
+                                            mode="append" if args.append else "replace")
+        except LookupError as exc:
+            raise UsageError(str(exc)) from None
+        except BackendUnavailable as exc:
+            raise CommandFailed(str(exc)) from None
+        print(f"playing {len(tracks)} tracks of {args.playlist} through {backend.name}", file=sys.stderr)
+        stop = threading.Event()
+        if args.watch or hasattr(backend, "wait"):
+            try:
+                keep_playing(engine, backend, stop, user=args.user, topup_below=args.topup_below,
+                             recipe=args.playlist)
+            except KeyboardInterrupt:
+                stop.set()
+        close = getattr(backend, "close", None)
+        if close is not None:
+            close()
+    return EXIT_OK
+
+
 def cmd_failures(args) -> int:
     with _open_engine(args) as engine:
         rows = engine.catalog.failures()
@@ -401,6 +429,15 @@ def build_parser() -> argparse.ArgumentParser:
     command("daemon", cmd_daemon, "watch the library and keep the index and playlists fresh (foreground)")
     p = command("status", cmd_status, "whether the daemon runs and what it is doing")
     p.add_argument("--json", action="store_true", help="JSON output")
+
+    p = command("play", cmd_play, "play a playlist recipe through a playback backend; plays and skips are recorded")
+    p.add_argument("playlist", metavar="PLAYLIST", help="a recipe name from config.yaml")
+    p.add_argument("--backend", "-b", help="mpd, local, command, null or a plugin's (default: backend:)")
+    p.add_argument("--append", action="store_true", help="add to the player's queue instead of replacing it")
+    p.add_argument("--watch", action="store_true",
+                   help="stay: record plays and skips and keep the queue topped up (Ctrl-C to stop)")
+    p.add_argument("--topup-below", type=int, metavar="N", help="top up when fewer than N tracks remain")
+    p.add_argument("--user", "-u", default="default", help="listener for top-up recommendations")
 
     p = command("failures", cmd_failures, "list files that could not be analysed, with the reason")
     p.add_argument("--json", action="store_true", help="JSON output")

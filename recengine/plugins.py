@@ -53,6 +53,9 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "recengine.default_plugins.diversity",
     "recengine.default_plugins.discovery",
     "recengine.default_plugins.null_backend",
+    "recengine.default_plugins.mpd_backend",
+    "recengine.default_plugins.local_backend",
+    "recengine.default_plugins.command_backend",
     "recengine.default_plugins.backend_choice",
 )
 
