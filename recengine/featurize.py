@@ -184,7 +184,7 @@ class FeaturePool:
         for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
             os.environ.setdefault(var, "1")
         ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["recengine.featurize", "numpy"])
+        ctx.set_forkserver_preload(["recengine.featurize", "numpy", "scipy.fft"])
         return cf.ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init_worker,
                                       initargs=(self.settings,), max_tasks_per_child=TASKS_PER_WORKER)
 

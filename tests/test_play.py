@@ -44,3 +44,32 @@ def test_play_errors_are_one_clear_line(tmp_path, styled_library, styled_data, c
     code = main(["--config", config, "play", "Mix", "--backend", "mpd"])
     err = capsys.readouterr().err
     assert code == 1 and "cannot reach MPD" in err and "Traceback" not in err
+
+
+def test_history_cli_records_and_imports(tmp_path, styled_library, styled_data, capsys):
+    import json
+
+    config = write_config(tmp_path, styled_library, styled_data)
+    track = styled_library / "drums" / "drums0.flac"
+    assert main(["--config", config, "history", "like", str(track), "--user", "ann"]) == 0
+    assert main(["--config", config, "history", "skip", str(track), "--user", "ann", "--listened", "4"]) == 0
+    assert main(["--config", config, "history", "like", str(tmp_path / "missing.mp3")]) == 2
+    listens = [
+        {"listened_at": 1_700_000_000 + i, "track_metadata": {"artist_name": "Drums", "track_name": f"drums {i}"}}
+        for i in range(3)
+    ] + [{"listened_at": 1_700_000_100, "track_metadata": {"artist_name": "Nobody", "track_name": "Unknown"}}]
+    export = tmp_path / "listens.json"
+    export.write_text(json.dumps(listens))
+    log = tmp_path / ".scrobbler.log"
+    log.write_text("#AUDIOSCROBBLER/1.1\n#TZ/UTC\n#CLIENT/Rockbox\n"
+                   "Noise\tnoise album\tnoise 1\t2\t3\tS\t1700000200\t\n")
+    capsys.readouterr()
+    assert main(["--config", config, "history", "import", str(export), str(log), "--user", "ann"]) == 0
+    out = capsys.readouterr().out
+    assert "listenbrainz: 4 listens, 3 matched (75%), 1 not in the library" in out
+    assert "scrobbler: 1 listens, 1 matched (100%)" in out
+    from recengine.catalog import Catalog
+
+    with Catalog(tmp_path / "data" / "catalog.db") as cat:
+        kinds = [e.kind for e in cat.events("ann")]
+    assert kinds.count("play") == 3 and kinds.count("skip") == 2 and kinds.count("like") == 1
