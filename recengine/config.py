@@ -115,6 +115,9 @@ def core_options() -> OptionSpec:
     add("index.search_k", "int", 0, "Annoy search_k (0: chosen from trees and size)", check=_non_negative)
     add("index.rebuild_after_changes", "int", 200, "rebuild after this many new/changed tracks")
     add("index.rebuild_quiet_s", "float", 30.0, "... or after this many seconds without changes")
+    add("index.dimensions", "int", 64,
+        "index vectors are projected to this many dimensions (0: keep all); smaller is faster",
+        check=_non_negative)
     add("index.weights", "dict", {}, "per-extractor weight in the similarity vector, e.g. {timbre: 2}")
     add("daemon.settle_s", "float", 1.0,
         "a new file is analysed once it was closed and unchanged this long (inotify)", check=_positive)

@@ -33,7 +33,6 @@ from functools import lru_cache
 import numpy as np
 
 
-
 @lru_cache(maxsize=1)
 def _fft():
     """scipy.fft: single-precision FFT, 2-3x faster than numpy.fft on this workload. Imported on

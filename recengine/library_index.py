@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from .index import IndexStore
-from .vectors import METRIC, Scaler
+from .vectors import METRIC, Projection, Scaler
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,7 @@ class LibraryIndex:
                                 n_trees=cfg.get("index.trees") or None, search_k=cfg.get("index.search_k") or None)
         self._lock = threading.RLock()
         self.scaler: Scaler | None = None
+        self.projection: Projection | None = None
         self.built_at = 0.0
         self._refreshed_at = 0.0
         self.changes_since_build = 0
@@ -47,7 +48,14 @@ class LibraryIndex:
         return {e.name: float(overrides.get(e.name, getattr(e, "weight", 1.0))) for e in self.engine.extractors}
 
     def expected_meta(self) -> dict[str, Any]:
-        return {"versions": self.engine.extractor_versions(), "weights": self.weights(), "metric": self.metric}
+        return {"versions": self.engine.extractor_versions(), "weights": self.weights(), "metric": self.metric,
+                "dimensions": self.engine.config.get("index.dimensions", 64)}
+
+    def vectors_of(self, rows: list[dict[str, np.ndarray]]) -> np.ndarray:
+        """Feature blocks -> index vectors (scaled, weighted, projected)."""
+        assert self.scaler is not None
+        full = self.scaler.transform_many(rows)
+        return self.projection.transform(full) if self.projection is not None and len(full) else full
 
     # loading and building -------------------------------------------------------------------------
 
@@ -60,6 +68,7 @@ class LibraryIndex:
                 return self.build() is not None
             meta = self._manifest_meta(number)
             self.scaler = Scaler.from_dict(meta["scaler"])
+            self.projection = Projection.from_dict(meta["projection"]) if meta.get("projection") else None
             self.built_at = float(meta["built_at"])
             self._refreshed_at = 0.0
             self.refresh()
@@ -82,10 +91,14 @@ class LibraryIndex:
                 return None
             rows = [{name: blocks[name][i] for name in blocks} for i in range(len(ids))]
             scaler = Scaler.fit(rows, weights=self.weights(), order=sorted(versions))
-            vectors = scaler.transform_many(rows)
-            meta = {**self.expected_meta(), "scaler": scaler.to_dict(), "built_at": started}
+            full = scaler.transform_many(rows)
+            k = self.engine.config.get("index.dimensions", 64)
+            projection = Projection.fit(full, k) if k else None
+            vectors = projection.transform(full) if projection is not None else full
+            meta = {**self.expected_meta(), "scaler": scaler.to_dict(), "built_at": started,
+                    "projection": projection.to_dict() if projection is not None else None}
             number = self.store.build(np.asarray(ids, np.int64), vectors, meta)
-            self.scaler, self.built_at = scaler, started
+            self.scaler, self.projection, self.built_at = scaler, projection, started
             self._refreshed_at = 0.0
             self.changes_since_build = 0
             self.refresh()
@@ -106,7 +119,8 @@ class LibraryIndex:
             versions = self.engine.extractor_versions()
             fresh = catalog.featurised_since(self.built_at, versions)
             ids = list(fresh)
-            vectors = self.scaler.transform_many([fresh[t] for t in ids]) if ids else np.zeros((0, self.scaler.dim))
+            dim = self.projection.dim if self.projection is not None else self.scaler.dim
+            vectors = self.vectors_of([fresh[t] for t in ids]) if ids else np.zeros((0, dim), np.float32)
             present = catalog.present_ids()
             removed = [t for t in self.store.generation_ids() if t not in present]
             self.store.set_delta(np.asarray(ids, np.int64), vectors, removed=removed)

@@ -148,7 +148,7 @@ def test_t34_queries_during_rebuild_cycles(tmp_path: Path) -> None:
                 gens = {tid // 10**7 for tid, _ in res}
                 assert len(res) == 10 and len(gens) == 1, gens
                 answers[0] += 1
-                time.sleep(0.0002)  # let the builder have the GIL now and then
+                time.sleep(0.001)  # let the builder have the GIL now and then
         except BaseException as exc:  # noqa: BLE001 - reported by the main thread
             errors.append(exc)
 
@@ -385,3 +385,37 @@ def test_failed_build_keeps_current_generation_and_leaves_no_files(tmp_path: Pat
     assert err.value.errno == errno.ENOSPC
     assert store.generation == 1 and _files(tmp_path) == before
     assert store.query(x[0], 1)[0][0] == ids[0]
+
+
+_CRASHER = textwrap.dedent(
+    """
+    import sys
+    import numpy as np
+    from recengine.index import IndexStore
+    store = IndexStore(sys.argv[1])
+    store.load()
+    rng = np.random.default_rng(0)
+    store.build(np.arange(300) + 1, rng.normal(size=(300, 8)).astype(np.float32), {})
+    """
+)
+
+
+@pytest.mark.parametrize(
+    ("point", "expect"), [("mid_index_write", 1), ("before_index_replace", 1), ("after_index_replace", 2)]
+)
+def test_t2_crash_at_index_fault_points(tmp_path: Path, point: str, expect: int) -> None:
+    ids, x = _data(300)
+    IndexStore(tmp_path).build(ids, x, {})
+    proc = subprocess.run(
+        [sys.executable, "-c", _CRASHER, str(tmp_path)],
+        env={**os.environ, "RECENGINE_FAULTPOINT": point},
+        capture_output=True, text=True, timeout=60, cwd=Path(__file__).resolve().parents[1],
+    )  # fmt: skip
+    assert proc.returncode == 137, proc.stderr
+    store = IndexStore(tmp_path)
+    assert store.load() == expect and store.load_failures == []
+    assert not [n for n in _files(tmp_path) if n.endswith(".tmp")]
+    assert len(store.query(x[0], 5)) == 5
+    nxt = 2 if point == "mid_index_write" else 3  # a number whose files exist is never reused
+    assert store.build(ids, x, {}) == nxt
+    assert _files(tmp_path) == [f"gen-{g:06d}.{e}" for g in (expect, nxt) for e in ("ann", "ids.npy", "json")]

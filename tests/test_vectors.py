@@ -177,3 +177,29 @@ def test_same_kind_of_sound_is_nearer_than_a_different_one():
     for a, b in [("pink1", "pink2"), ("chord", "chord2"), ("pulse120", "pulse120b")]:
         d = {n: _angular(v[a], v[n]) for n in names if n != a}
         assert min(d, key=d.get) == b, d
+
+
+def test_projection_keeps_neighbours_and_round_trips():
+    from recengine.vectors import Projection
+
+    rng = np.random.default_rng(5)
+    centres = rng.normal(size=(8, 200))
+    x = np.vstack([c + 0.2 * rng.normal(size=(30, 200)) for c in centres])
+    x = np.hstack([x, np.full((len(x), 1), 0.05)]).astype(np.float32)
+    proj = Projection.fit(x, 16)
+    assert proj.dim == 17
+    y = proj.transform(x)
+    assert y.shape == (240, 17) and np.all(np.isfinite(y)) and np.allclose(y[:, -1], 0.05)
+
+    def nearest(m):
+        n = m / np.linalg.norm(m, axis=1, keepdims=True)
+        s = n @ n.T
+        np.fill_diagonal(s, -np.inf)
+        return s.argmax(axis=1)
+
+    same_cluster = (nearest(y) // 30) == (np.arange(240) // 30)
+    assert same_cluster.mean() > 0.95
+    again = Projection.from_dict(proj.to_dict())
+    assert np.array_equal(again.transform(x), y)
+    assert Projection.fit(x[:5], 16).dim == 5  # at most n - 1 components
+    assert Projection.fit(x, 500) is None  # nothing to reduce
