@@ -1,10 +1,12 @@
 """The ``taste`` strategy: a listener's profile in feature space.
 
-Positive examples (plays with time decay, likes) pull: a candidate scores by its similarity to
-the nearest few positives (so a taste with two styles is served in both, not averaged into
-neither). Negative examples (dislikes, early skips) push their whole neighbourhood down: the
-penalty is the similarity to the nearest negative, weighted, so tracks *like* a rejected track
-drop, not only the track itself.
+Positive examples (plays with time decay, likes) pull: a candidate scores by its weighted
+similarity to the nearest few positives (so a taste with two styles is served in both, not
+averaged into neither). Negative examples (dislikes, early skips) push their neighbourhood down:
+every negative within ``NEGATIVE_RADIUS`` (a cosine similarity for the angular metric) pushes in
+proportion to how close it is, and the pushes add up, so a region where several tracks were
+skipped drops further than one where a single track was. The push is taken off the pull on the
+same scale, so tracks *like* a rejected track drop, not only the track itself.
 """
 
 from __future__ import annotations
@@ -12,10 +14,20 @@ from __future__ import annotations
 import numpy as np
 
 from recengine.hookspecs import hookimpl
-from recengine.similarity import closeness, distance
+from recengine.similarity import distance
 
-TOP_POSITIVES = 3
-NEGATIVE_STRENGTH = 1.5
+TOP_POSITIVES = 5  # pull: weighted mean similarity to the nearest few positives
+POSITIVE_WEIGHT_FLOOR = 0.5  # a positive counts with floor + (1 - floor) * its weight / the largest
+NEGATIVE_RADIUS = 0.3  # similarity (cosine for angular) beyond which a negative does not push
+NEGATIVE_STRENGTH = 1.0  # a full push takes this much similarity off the pull
+
+
+def similarities(vec: np.ndarray, mat: np.ndarray, metric: str) -> np.ndarray:
+    """Similarity of ``vec`` to each row of ``mat`` in [-1, 1] (cosine for angular)."""
+    d = distance(vec, mat, metric)
+    if metric == "angular":
+        return 1.0 - d * d / 2.0
+    return 2.0 / (1.0 + d) - 1.0
 
 
 class TasteScorer:
@@ -25,19 +37,17 @@ class TasteScorer:
         vectors = context["vectors"]
         metric = context["metric"]
         names = context.get("names", {})
-        pos = [(t, w, vectors.get(t)) for t, w in profile.positives.items()]
-        pos = [(t, w, v) for t, w, v in pos if v is not None]
-        neg = [(t, w, vectors.get(t)) for t, w in profile.negatives.items()]
-        neg = [(t, w, v) for t, w, v in neg if v is not None]
+        pos = [(t, w, vectors[t]) for t, w in profile.positives.items() if t in vectors]
+        neg = [(t, w, vectors[t]) for t, w in profile.negatives.items() if t in vectors]
         if not pos and not neg:
             return [(0.5, "") for _ in candidates]
-        pos_ids = [t for t, _, _ in pos]
-        pos_w = np.array([w for _, w, _ in pos]) if pos else np.zeros(0)
-        pos_w = pos_w / pos_w.max() if pos_w.size else pos_w
-        pos_m = np.stack([v for _, _, v in pos]) if pos else None
-        neg_w = np.array([min(1.0, w) for _, w, _ in neg]) if neg else np.zeros(0)
-        neg_ids = [t for t, _, _ in neg]
-        neg_m = np.stack([v for _, _, v in neg]) if neg else None
+        if pos:
+            raw = np.array([w for _, w, _ in pos])
+            pos_w = POSITIVE_WEIGHT_FLOOR + (1 - POSITIVE_WEIGHT_FLOOR) * raw / raw.max()
+            pos_m = np.stack([v for _, _, v in pos])
+        if neg:
+            neg_w = np.array([min(1.0, w) for _, w, _ in neg])
+            neg_m = np.stack([v for _, _, v in neg])
         out = []
         for track in candidates:
             vec = vectors.get(track.track_id)
@@ -45,23 +55,26 @@ class TasteScorer:
                 out.append((0.0, ""))
                 continue
             pull, reason = 0.0, ""
-            if pos_m is not None:
-                sims = np.array([closeness(d, metric) for d in distance(vec, pos_m, metric)])
-                weighted = sims * (0.5 + 0.5 * pos_w)
-                top = np.argsort(weighted)[::-1][:TOP_POSITIVES]
+            if pos:
+                weighted = similarities(vec, pos_m, metric) * pos_w
+                top = np.argsort(-weighted, kind="stable")[:TOP_POSITIVES]
                 pull = float(weighted[top].mean())
-                reason = f"close to {names.get(pos_ids[top[0]], 'tracks you like')}"
+                reason = f"close to {names.get(pos[int(top[0])][0], 'tracks you like')}"
             push = 0.0
-            if neg_m is not None:
-                sims = np.array([closeness(d, metric) for d in distance(vec, neg_m, metric)])
-                k = int(np.argmax(sims * neg_w))
-                # only the close neighbourhood of a rejected track is pushed away
-                push = float(max(0.0, sims[k] - 0.5) * 2 * neg_w[k])
+            if neg:
+                near = np.maximum(similarities(vec, neg_m, metric) - NEGATIVE_RADIUS, 0.0) / (
+                    1.0 - NEGATIVE_RADIUS
+                )
+                pushes = near * neg_w
+                push = min(1.0, float(pushes.sum()))
                 if push > 0.3:
-                    reason += f"; a little like {names.get(neg_ids[k], 'something you skipped')}"
-                elif neg:
+                    worst = neg[int(np.argmax(pushes))][0]
+                    reason += f"; a little like {names.get(worst, 'something you skipped')}"
+                else:
                     reason += "; nothing like what you skipped"
-            out.append((float(np.clip(pull - NEGATIVE_STRENGTH * push * pull, 0.0, 1.0)), reason.strip("; ")))
+            # pull and push are in [-1, 1] and [0, 1]: map their difference onto [0, 1]
+            value = (pull - NEGATIVE_STRENGTH * push + 1.0) / (2.0 + NEGATIVE_STRENGTH)
+            out.append((float(np.clip(value, 0.0, 1.0)), reason.strip("; ")))
         return out
 
 
