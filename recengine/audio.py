@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import fcntl
 import logging
 import math
 import os
@@ -52,8 +53,10 @@ class DecoderMissing(RuntimeError):
 _INSTALL_HINT = "install it (Debian/Ubuntu: apt-get install ffmpeg) or `pip install imageio-ffmpeg`"
 
 
-def find_ffmpeg() -> str:
-    """``RECENGINE_FFMPEG``, else ffmpeg on PATH (pydub's lookup), else the imageio-ffmpeg binary."""
+def find_ffmpeg(prefer: str = "auto") -> str:
+    """``RECENGINE_FFMPEG``, else (``prefer="auto"``) ffmpeg on PATH (pydub's lookup), else the
+    imageio-ffmpeg binary; ``prefer="bundled"`` takes the wheel's binary first (a static build that
+    starts ~50 ms faster than a distribution's dynamically linked one), ``"system"`` only PATH's."""
     explicit = os.environ.get("RECENGINE_FFMPEG")
     if explicit:
         found = shutil.which(explicit)
@@ -65,15 +68,23 @@ def find_ffmpeg() -> str:
         return found
     from pydub.utils import which
 
-    found = which("ffmpeg")
-    if found:
-        return found
-    try:
-        import imageio_ffmpeg
+    def bundled() -> str | None:
+        try:
+            import imageio_ffmpeg
 
-        return imageio_ffmpeg.get_ffmpeg_exe()
-    except Exception as exc:  # not installed, or no binary for this platform
-        raise DecoderMissing(f"ffmpeg was not found: {_INSTALL_HINT} ({exc})") from None
+            return imageio_ffmpeg.get_ffmpeg_exe()
+        except Exception:  # not installed, or no binary for this platform
+            return None
+
+    order = {"auto": (lambda: which("ffmpeg"), bundled), "bundled": (bundled, lambda: which("ffmpeg")),
+             "system": (lambda: which("ffmpeg"),)}.get(prefer)
+    if order is None:
+        raise ValueError(f"prefer must be auto, bundled or system, not {prefer!r}")
+    for candidate in order:
+        found = candidate()
+        if found:
+            return found
+    raise DecoderMissing(f"ffmpeg was not found: {_INSTALL_HINT}")
 
 
 def preflight(ffmpeg: str | None = None, timeout: float = 10.0) -> str:
@@ -116,7 +127,7 @@ def _child_setup(cpu_s: int, mem_bytes: int) -> None:
 @dataclass
 class RunResult:
     returncode: int | None
-    stdout: bytes
+    stdout: bytearray
     stderr: bytes
     timed_out: bool = False
     truncated: bool = False
@@ -138,13 +149,18 @@ def run_bounded(
         close_fds=True,
         preexec_fn=lambda: _child_setup(int(timeout) + 5, mem_limit),  # noqa: PLW1509 - workers are single-threaded
     )
-    out, err = bytearray(), bytearray()
+    assert proc.stdout is not None and proc.stderr is not None
+    with contextlib.suppress(OSError):  # a 1 MiB pipe: fewer wake-ups and reads per track
+        fcntl.fcntl(proc.stdout.fileno(), _F_SETPIPE_SZ, 1 << 20)
+    out = bytearray(max_bytes + 1)  # read straight into one buffer: no chunk list, no joins
+    view = memoryview(out)
+    n = 0
+    err = bytearray()
     deadline = time.monotonic() + timeout
     timed_out = truncated = False
     sel = selectors.DefaultSelector()
-    assert proc.stdout is not None and proc.stderr is not None
-    sel.register(proc.stdout, selectors.EVENT_READ, out)
-    sel.register(proc.stderr, selectors.EVENT_READ, err)
+    sel.register(proc.stdout, selectors.EVENT_READ, "out")
+    sel.register(proc.stderr, selectors.EVENT_READ, "err")
     try:
         open_streams = 2
         while open_streams:
@@ -153,22 +169,25 @@ def run_bounded(
                 timed_out = True
                 break
             for key, _ in sel.select(timeout=min(left, 1.0)):
-                chunk = os.read(key.fd, 1 << 20)
-                if not chunk:
+                if key.data == "err":
+                    chunk = os.read(key.fd, 1 << 16)
+                    if not chunk:
+                        sel.unregister(key.fileobj)
+                        open_streams -= 1
+                    elif len(err) < stderr_cap:
+                        err += chunk[: stderr_cap - len(err)]
+                    continue
+                got = os.readv(key.fd, [view[n:]])
+                if not got:
                     sel.unregister(key.fileobj)
                     open_streams -= 1
                     continue
-                buf = key.data
-                if buf is err:
-                    if len(err) < stderr_cap:
-                        err += chunk[: stderr_cap - len(err)]
-                else:
-                    buf += chunk
-                    if len(buf) > max_bytes:
-                        del buf[max_bytes:]
-                        truncated = True
-                        open_streams = 0
-                        break
+                n += got
+                if n > max_bytes:
+                    n = max_bytes
+                    truncated = True
+                    open_streams = 0
+                    break
         if not (timed_out or truncated) and not _wait_exited(proc.pid, deadline):
             timed_out = True  # closed its pipes but kept running
     finally:
@@ -179,7 +198,12 @@ def run_bounded(
         proc.wait()
         proc.stdout.close()
         proc.stderr.close()
-    return RunResult(proc.returncode, bytes(out), bytes(err), timed_out, truncated)
+    view.release()
+    del out[n:]
+    return RunResult(proc.returncode, out, bytes(err), timed_out, truncated)
+
+
+_F_SETPIPE_SZ = 1031  # Linux fcntl: set a pipe's capacity
 
 
 def _wait_exited(pid: int, deadline: float) -> bool:
@@ -427,9 +451,10 @@ def ffmpeg_argv(ffmpeg: str, path: Path, windows: list[tuple[float, float]], sam
     graph = ";".join(f"[{i}:a:0]{chain}[w{i}]" for i in range(len(windows)))
     if len(windows) > 1:
         pads = "".join(f"[w{i}]" for i in range(len(windows)))
-        graph += f";{pads}concat=n={len(windows)}:v=0:a=1[a]"
+        graph += f";{pads}concat=n={len(windows)}:v=0:a=1[c]"
     else:
-        graph = graph.replace("[w0]", "[a]")
+        graph = graph.replace("[w0]", "[c]")
+    graph += ";[c]asetnsamples=n=65536:p=0[a]"  # 256 KiB writes instead of ~4 KiB frames
     argv += ["-filter_complex", graph, "-map", "[a]"]
     argv += ["-vn", "-sn", "-dn", "-ac", "1", "-ar", str(sample_rate), "-f", "f32le", "pipe:1"]
     return argv
@@ -470,7 +495,8 @@ def _run_ffmpeg(
     if result.truncated:
         raise DecodeFailure("decode_error", f"ffmpeg wrote more than the expected {max_bytes} bytes")
     usable = len(result.stdout) - len(result.stdout) % 4
-    return result, np.frombuffer(result.stdout[:usable], dtype="<f4").copy()
+    del result.stdout[usable:]
+    return result, np.frombuffer(result.stdout, dtype="<f4")  # owns the bytearray: no copy
 
 
 def decode(
@@ -517,7 +543,8 @@ def decode(
         if samples.size == 0:
             raise failure
         decoder = "soundfile"
-    samples = np.nan_to_num(samples, nan=0.0, posinf=1.0, neginf=-1.0)
+    if not np.isfinite(samples.sum(dtype=np.float64)):  # cheap check; repair only when needed
+        samples = np.nan_to_num(samples, nan=0.0, posinf=1.0, neginf=-1.0)
     seconds = samples.size / sample_rate
     if seconds < min_duration_s:
         raise DecodeFailure("too_short", f"{seconds:.2f} s of audio (minimum {min_duration_s:g} s)")

@@ -102,7 +102,10 @@ def core_options() -> OptionSpec:
     add("load_plugins", "list[str]?", None, "if set, only these entry-point plugins are loaded")
     add("analysis.sample_rate", "int", 22050, "analysis sample rate (Hz)", check=_positive)
     add("analysis.windows", "int", 3, "excerpts decoded per track", check=_positive)
-    add("analysis.window_s", "float", 30.0, "length of each excerpt (s)", check=_positive)
+    add("analysis.window_s", "float", 20.0, "length of each excerpt (s)", check=_positive)
+    add("analysis.ffmpeg", "str", "auto",
+        "auto (the system's, else the imageio-ffmpeg wheel's), system, or bundled (the wheel's first: "
+        "a static build that starts faster)", choices=("auto", "system", "bundled"))
     add("analysis.timeout_s", "float", 60.0, "decoder time limit per file (s)", check=_positive)
     add("analysis.min_duration_s", "float", 1.0, "shorter files are failures (too_short)")
     add("scan.workers", "int", 0, "worker processes (0: one per core)", check=_non_negative)
@@ -152,7 +155,14 @@ def _check_extensions(v: list[str]) -> str | None:
 
 
 class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that also refuses aliases (billion-laughs) and duplicate keys."""
+    """SafeLoader that also refuses aliases (billion-laughs) and duplicate keys, and reads only
+    true/false as booleans (YAML 1.2): ``on:``, ``yes``, ``no`` stay strings, so a key such as
+    ``refresh: {on: [library]}`` means what it says."""
+
+    yaml_implicit_resolvers = {
+        first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
 
     def compose_node(self, parent, index):  # type: ignore[override]
         if self.check_event(yaml.AliasEvent):
@@ -396,3 +406,7 @@ def build_config(path: Path | None, spec: OptionSpec, raw: dict[str, Any] | None
             resolved = [_resolve_path(str(d), base) for d in defaults]
             values[key] = resolved if isinstance(opt.default, list) else resolved[0]
     return Config(values=values, spec=spec, source=source, base=base, raw=raw, warnings=warnings)
+
+
+_StrictLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))

@@ -98,11 +98,16 @@ class Daemon:
         self.watcher: LibraryWatcher | None = None
         self.lock = DataDirLock(engine.config.data_dir)
         self.state = "starting"
-        self.stats: dict[str, Any] = {"featurised": 0, "failed": 0, "last_reconcile": None, "started": time.time(),
-                                      "rate": 0.0}
+        self.stats: dict[str, Any] = {
+            "featurised": 0,
+            "failed": 0,
+            "last_reconcile": None,
+            "started": time.time(),
+            "rate": 0.0,
+        }
         self._builder: threading.Thread | None = None
         self._last_event_id = 0
-        self._playlists_dirty: set[str] = set()
+        self._playlists_due: dict[str, float] = {}  # recipe -> since when its inputs changed
         self._last_status = 0.0
 
     # lifecycle -------------------------------------------------------------------------------------
@@ -114,35 +119,56 @@ class Daemon:
         """Run until SIGTERM/SIGINT (or :meth:`stop` from another thread); returns the exit code."""
         self.lock.acquire()
         try:
-            preflight()
-            if install_signals:
+            if install_signals:  # first: a stop during start-up still ends cleanly with 0
                 for sig in (signal.SIGTERM, signal.SIGINT):
                     signal.signal(sig, self.stop)
+            preflight()
             self.engine.catalog  # noqa: B018 - open (and migrate) before anything else
+            self._sweep_temps()
             self.engine.emit("startup", engine=self.engine)
             self.pool = self.scanner.new_pool()
             self._last_event_id = self._max_event_id()
-            self.full_reconcile("startup")
             if not self.stop_event.is_set():
+                # watch before the start-up reconcile: what changes while it runs (minutes, on a
+                # first scan) arrives as hints instead of waiting for the next timer reconcile
                 self._start_watcher()
+                self.full_reconcile("startup")
+                # recipes may be new or changed since the last run: make each once (a file whose
+                # bytes would not change is left alone)
+                for recipe in self.engine.playlists.recipes:
+                    self._playlists_due.setdefault(recipe.name, time.monotonic())
                 self.loop()
         finally:
             self.state = "stopping"
             self._shutdown()
         return 0
 
+    def _sweep_temps(self) -> None:
+        """Holding the data dir's lock, remove every temp file a crash left behind (index and
+        playlist folders); other processes only ever sweep temps older than an hour."""
+        from .fileio import sweep_stale_temps
+        from .index import IndexStore
+
+        IndexStore(self.engine.config.data_dir / "index").sweep_temps(min_age_s=0)
+        for output in self.engine.playlists.outputs.values():
+            sweep_stale_temps(output.dir, min_age_s=0)
+
     def _start_watcher(self) -> None:
         cfg = self.engine.config
         outputs = [Path(o.dir) for o in self.engine.playlists.outputs.values()]
         self.watcher = LibraryWatcher(
-            [Path(os.path.abspath(f)) for f in cfg.library_folders if Path(f).is_dir()],
+            # every root, also one missing now: the watcher re-watches it when it appears
+            [Path(os.path.abspath(f)) for f in cfg.library_folders],
             on_settled=lambda paths: self.hints.put(("settled", paths)),
             on_removed=lambda paths: self.hints.put(("removed", paths)),
             on_reconcile=lambda reason: self.hints.put(("reconcile", reason)),
             extensions=frozenset(e.lower() for e in cfg["library.extensions"]),
             ignore_dirs=outputs + [cfg.data_dir],
-            settle_s=self.settle_s, poll_settle_s=cfg["daemon.poll_settle_s"],
-            poll_interval_s=cfg["daemon.poll_interval_s"], force_polling=cfg["daemon.force_polling"])
+            settle_s=self.settle_s,
+            poll_settle_s=cfg["daemon.poll_settle_s"],
+            poll_interval_s=cfg["daemon.poll_interval_s"],
+            force_polling=cfg["daemon.force_polling"],
+        )
         self.watcher.start()
 
     def _shutdown(self) -> None:
@@ -167,13 +193,13 @@ class Daemon:
             settled: list[Path] = []
             removed: list[Path] = []
             reconcile: list[str] = []
+            items: list[tuple[str, Any]] = []  # fresh each turn: never replay the last turn's hints
             try:
-                kind, value = self.hints.get(timeout=0.25)
-                items = [(kind, value)]
+                items.append(self.hints.get(timeout=0.25))
                 while True:  # coalesce everything waiting
                     items.append(self.hints.get_nowait())
             except queue.Empty:
-                items = locals().get("items", [])
+                pass
             for kind, value in items:
                 if kind == "settled":
                     settled += value
@@ -183,18 +209,24 @@ class Daemon:
                     reconcile.append(value)
             if time.monotonic() - last_reconcile >= self.reconcile_interval_s:
                 reconcile.append("timer")
-            if reconcile:
-                self.full_reconcile(", ".join(sorted(set(reconcile))))
-                last_reconcile = time.monotonic()
-            elif settled or removed:
-                self.apply_hints(settled, removed)
-            self._maintain()
+            try:
+                if reconcile:
+                    last_reconcile = time.monotonic()
+                    self.full_reconcile(", ".join(sorted(set(reconcile))))
+                    last_reconcile = time.monotonic()
+                elif settled or removed:
+                    self.apply_hints(settled, removed)
+                self._maintain()
+            except Exception:  # a bad file, plugin or transient I/O error must not end the daemon
+                log.exception("daemon loop error; retrying with a full reconcile")
+                self.hints.put(("reconcile", "error"))
+                self.stop_event.wait(1.0)
 
     def _work(self, report: ScanReport) -> None:
         """Featurise what is pending, then make it searchable and schedule playlists."""
         self.state = "analysing"
         started = time.monotonic()
-        self.scanner.featurise(report, stop=self.stop_event.is_set, pool=self.pool)
+        self.scanner.featurise(report, stop=self._stopping, pool=self.pool)
         took = time.monotonic() - started
         if report.featurised:
             self.stats["rate"] = report.featurised / max(took, 1e-6)
@@ -205,22 +237,34 @@ class Daemon:
             index = self.engine.index
             index.note_change(changes)
             index.refresh()
-            self._playlists_dirty.add("library")
+            self._inputs_changed("library")
         self.state = "watching"
+
+    def _stopping(self) -> bool:
+        """The featuriser's stop check (called at least every 0.5 s): also keeps status.json
+        current through a long scan (the first one takes minutes to hours)."""
+        if time.monotonic() - self._last_status >= self.status_interval_s:
+            with contextlib.suppress(Exception):
+                self.write_status()
+        return self.stop_event.is_set()
 
     def full_reconcile(self, reason: str) -> None:
         log.info("reconciling the library (%s)", reason)
         self.state = "reconciling"
+        started = time.monotonic()
         report = ScanReport()
         self.scanner.reconcile(report)
         self.stats["last_reconcile"] = time.time()
         self._work(report)
+        report.seconds = time.monotonic() - started
         self._log_report(report, reason)
 
     def apply_hints(self, settled: list[Path], removed: list[Path]) -> None:
+        started = time.monotonic()
         report = ScanReport()
         self.scanner.reconcile_paths(report, settled=settled, removed=removed)
         self._work(report)
+        report.seconds = time.monotonic() - started
         self._log_report(report, "watcher")
 
     def _log_report(self, report: ScanReport, reason: str) -> None:
@@ -233,18 +277,45 @@ class Daemon:
         """Index rebuilds, playlist refreshes, history changes, status file."""
         index = self.engine.index
         if index.needs_rebuild() and (self._builder is None or not self._builder.is_alive()):
-            self._builder = threading.Thread(target=self._rebuild, name="recengine-index-builder", daemon=True)
+            self._builder = threading.Thread(
+                target=self._rebuild, name="recengine-index-builder", daemon=True
+            )
             self._builder.start()
         event_id = self._max_event_id()
         if event_id != self._last_event_id:
             self._last_event_id = event_id
-            self._playlists_dirty.add("history")
-        for reason in sorted(self._playlists_dirty):
-            self.engine.playlists.refresh(reason=reason, force=False)
-        self._playlists_dirty.clear()
-        self.engine.playlists.refresh(reason="timer", force=False)
+            self._inputs_changed("history")
+        self._refresh_playlists()
         if time.monotonic() - self._last_status >= self.status_interval_s:
             self.write_status()
+
+    def _inputs_changed(self, reason: str) -> None:
+        """Mark the recipes refreshed on ``reason`` (library/history) as due."""
+        for recipe in self.engine.playlists.recipes:
+            if reason in recipe.refresh_on:
+                self._playlists_due.setdefault(recipe.name, time.monotonic())
+
+    def _refresh_playlists(self) -> None:
+        """Re-make due recipes once their ``min_interval_s`` allows; a change that arrives inside
+        the interval stays due (it is not dropped), so the file catches up when the interval ends."""
+        playlists = self.engine.playlists
+        now = time.time()
+        due = [
+            name
+            for name in self._playlists_due
+            if now - playlists.last_refresh.get(name, 0.0) >= playlists.get(name).min_interval_s
+        ]
+        for name in due:
+            del self._playlists_due[name]
+        if due:
+            try:
+                playlists.refresh(due, force=True, now=now)
+            except Exception:
+                log.exception("refreshing playlists %s failed", ", ".join(due))
+        try:
+            playlists.refresh(reason="timer", force=False, now=now)
+        except Exception:
+            log.exception("refreshing playlists on their timer failed")
 
     def _rebuild(self) -> None:
         try:
@@ -258,16 +329,28 @@ class Daemon:
     # status ----------------------------------------------------------------------------------------
 
     def health(self) -> dict[str, Any]:
-        index = self.engine.index
+        index = self.engine.__dict__.get("index")  # not opened yet (first scan): do not build one here
         watcher = self.watcher.health() if self.watcher is not None else {}
+        configured = {os.path.abspath(f) for f in self.engine.config.library_folders}
+        roots = {path: state for _, path, state in self.engine.catalog.roots() if path in configured}
         return {
-            "pid": os.getpid(), "state": self.state, "queue": self.hints.qsize() + int(watcher.get("pending", 0)),
-            "tracks_per_s": round(self.stats["rate"], 2), "featurised": self.stats["featurised"],
-            "failed": self.stats["failed"], "last_reconcile": self.stats["last_reconcile"],
+            "pid": os.getpid(),
+            "state": self.state,
+            "queue": self.hints.qsize() + int(watcher.get("pending", 0)),
+            "health": "degraded" if any(s != "available" for s in roots.values()) else "ok",
+            "roots": roots,
+            "tracks_per_s": round(self.stats["rate"], 2),
+            "featurised": self.stats["featurised"],
+            "failed": self.stats["failed"],
+            "last_reconcile": self.stats["last_reconcile"],
             "watcher": {"roots": watcher.get("roots", {}), "restarts": watcher.get("restarts", 0)},
             "failures": self.engine.catalog.counts()["failures"],
-            "index": {"generation": index.store.generation, "size": index.store.size,
-                      "built_at": index.built_at, "fresh": index.store.stale},
+            "index": {
+                "generation": index.store.generation if index else None,
+                "size": index.store.size if index else 0,
+                "built_at": index.built_at if index else None,
+                "fresh": index.store.stale if index else 0,
+            },
             "updated": time.time(),
         }
 

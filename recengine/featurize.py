@@ -155,6 +155,12 @@ def featurize_one(job: FeatureJob, worker: _Worker | None = None) -> FeatureResu
         if audio is None:
             raise DecodeFailure("decode_error", "no decoder accepted the file")
         faultpoint("after_decode")
+        try:  # re-check: a file rewritten while it was decoded is analysed again next time
+            st = os.stat(path)
+        except OSError:
+            raise DecodeFailure("vanished", "the file disappeared while it was decoded") from None
+        if (st.st_size, st.st_mtime_ns) != (job.size, job.mtime_ns):
+            raise DecodeFailure("vanished", "the file changed while it was decoded; it will be picked up again")
         result.duration = result.tags.duration or audio.duration
         result.blocks, result.extractor_errors = run_extractors(
             worker.extractors, job.extractors, audio.samples, audio.sample_rate)

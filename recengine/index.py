@@ -412,12 +412,18 @@ class IndexStore:
         per_k = int(man.get("search_k_per_result") or PER_K_LADDER[-1])
         return _Generation(number, dim, ann, ids, np.argsort(ids, kind="stable"), n_trees, per_k)
 
+    def sweep_temps(self, min_age_s: float = 3600.0) -> list[Path]:
+        """Remove temp files left by crashed writes. Older than an hour by default, so another
+        process's build in progress is never touched; the data dir's owner (the daemon, holding
+        its lock) sweeps them all at start-up."""
+        return sweep_stale_temps(self.directory, min_age_s=min_age_s)
+
     def load(self, *, expect_meta: Mapping | None = None) -> int | None:
         """Load the newest generation that verifies; refused ones go to ``load_failures`` (logged)
         and the next older one is tried. ``expect_meta`` items must equal the manifest's ``meta``
         (e.g. the feature version). Returns the generation, or None (the caller rebuilds)."""
         with self._build_lock:
-            sweep_stale_temps(self.directory)
+            self.sweep_temps()
             self.load_failures = []
             found = self._disk_numbers()
             for number in sorted(found, reverse=True):

@@ -263,7 +263,7 @@ class Playlists:
         """Write the recipe's files; returns the paths whose content changed."""
         out = self.outputs[recipe.output]
         out.dir.mkdir(parents=True, exist_ok=True)
-        sweep_stale_temps(out.dir)
+        sweep_stale_temps(out.dir, min_age_s=3600)  # never a live writer's temp
         entries = [PlaylistEntry(r.track.path, r.track.duration, r.track.artist, r.track.title, r.track.album, r.why)
                    for r in recs]
         playlist = Playlist(recipe.name, entries, self.marker, recipe.description)

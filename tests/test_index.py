@@ -285,12 +285,18 @@ def test_t6_damaged_generation_refused_previous_serves(tmp_path: Path, damage: s
         (tmp_path / "gen-000002.json").write_text('{"format": 1, "generation": ')
     else:
         (tmp_path / "gen-000002.ids.npy").write_bytes(b"\x93NUMPY garbage")
-    (tmp_path / ".gen-000003.ann.abcd1234.tmp").write_bytes(b"stale")
+    stale = tmp_path / ".gen-000003.ann.abcd1234.tmp"
+    stale.write_bytes(b"stale")
+    os.utime(stale, (time.time() - 7200, time.time() - 7200))  # a crashed build's leftover, hours old
+    live = tmp_path / ".gen-000004.ann.live0001.tmp"
+    live.write_bytes(b"being written")  # another process's build in progress: left alone
     store = IndexStore(tmp_path)
     assert store.load() == 1
     assert [g for g, _ in store.load_failures] == [2]
     assert store.query(x[0], 1)[0][1] == pytest.approx(0, abs=1e-3)
-    assert not (tmp_path / ".gen-000003.ann.abcd1234.tmp").exists()
+    assert not stale.exists()
+    assert live.exists()
+    live.unlink()
     # the next build supersedes the bad generation and removes it
     ids, _ = _data(500)
     assert store.build(ids, x, {}) == 3
@@ -414,6 +420,7 @@ def test_t2_crash_at_index_fault_points(tmp_path: Path, point: str, expect: int)
     assert proc.returncode == 137, proc.stderr
     store = IndexStore(tmp_path)
     assert store.load() == expect and store.load_failures == []
+    store.sweep_temps(min_age_s=0)  # what the daemon does at start-up, holding the data dir's lock
     assert not [n for n in _files(tmp_path) if n.endswith(".tmp")]
     assert len(store.query(x[0], 5)) == 5
     nxt = 2 if point == "mid_index_write" else 3  # a number whose files exist is never reused

@@ -17,7 +17,7 @@ from pathlib import PurePath
 import numpy as np
 
 from recengine.hookspecs import hookimpl
-from recengine.similarity import closeness, distance
+from recengine.similarity import distance
 
 DEFAULTS = {
     "max_per_artist": 2,
@@ -58,49 +58,51 @@ class DiversityScorer:
         pool = [r for r in ranked if profile.recent.get(r.track.track_id, 0.0) < horizon]
         pool = pool[: max(POOL_MIN, POOL_PER_TRACK * n)]
         folders = bool(opts["folder_as_album"])
+        lam = float(opts["lambda"])
+        spacing = int(opts["artist_spacing"])
+        # per candidate, computed once: keys for the caps, and the running maximum similarity to
+        # what was chosen (updated with one vectorised call per pick instead of one per pair)
+        artists = [(r.track.artist or "").casefold() for r in pool]
+        albums = [album_key(r.track, folders) for r in pool]
+        scores = np.array([r.score for r in pool], dtype=float)
+        has_vec = np.array([r.track.track_id in vectors for r in pool], dtype=bool)
+        dim = next((len(v) for v in vectors.values()), 0)
+        mat = np.stack([vectors[r.track.track_id] if h else np.zeros(dim, np.float32)
+                        for r, h in zip(pool, has_vec, strict=True)]) if pool else np.zeros((0, dim))
+        redundancy = np.zeros(len(pool))
+        alive = np.ones(len(pool), dtype=bool)
         chosen: list = []
+        chosen_artists: list[str] = []
         per_artist: dict[str, int] = {}
         per_album: dict[str, int] = {}
         sigs: set[str] = set()
-        lam = float(opts["lambda"])
-        while pool and len(chosen) < n:
-            best, best_value = None, -np.inf
-            recent_artists = {
-                (c.track.artist or "").casefold() for c in chosen[-int(opts["artist_spacing"]) :]
-            }
-            chosen_m = (
-                np.stack([vectors[c.track.track_id] for c in chosen if c.track.track_id in vectors])
-                if chosen
-                else None
-            )
-            for i, rec in enumerate(pool):
-                t = rec.track
-                artist, album = (t.artist or "").casefold(), album_key(t, folders)
-                if t.content_sig in sigs:
-                    continue
-                if artist and per_artist.get(artist, 0) >= opts["max_per_artist"]:
-                    continue
-                if album and per_album.get(album, 0) >= opts["max_per_album"]:
-                    continue
-                if artist and artist in recent_artists:
-                    continue
-                redundancy = 0.0
-                vec = vectors.get(t.track_id)
-                if chosen_m is not None and vec is not None and len(chosen_m):
-                    redundancy = max(closeness(d, metric) for d in distance(vec, chosen_m, metric))
-                value = lam * rec.score - (1 - lam) * redundancy
-                if value > best_value:
-                    best, best_value = i, value
-            if best is None:
+        while alive.any() and len(chosen) < n:
+            recent = set(chosen_artists[-spacing:]) if spacing > 0 else set()
+            for i in np.flatnonzero(alive):
+                t = pool[i].track
+                artist, album = artists[i], albums[i]
+                if (t.content_sig in sigs
+                        or (artist and per_artist.get(artist, 0) >= opts["max_per_artist"])
+                        or (album and per_album.get(album, 0) >= opts["max_per_album"])):
+                    alive[i] = False  # can never become eligible again
+            eligible = alive & ~np.array([bool(a) and a in recent for a in artists])
+            if not eligible.any():
                 break
-            rec = pool.pop(best)
-            t = rec.track
+            value = np.where(eligible, lam * scores - (1 - lam) * redundancy, -np.inf)
+            best = int(np.argmax(value))
+            rec = pool[best]
+            alive[best] = False
             chosen.append(rec)
-            sigs.add(t.content_sig)
-            if t.artist:
-                per_artist[t.artist.casefold()] = per_artist.get(t.artist.casefold(), 0) + 1
-            if album := album_key(t, folders):
-                per_album[album] = per_album.get(album, 0) + 1
+            chosen_artists.append(artists[best])
+            sigs.add(rec.track.content_sig)
+            if artists[best]:
+                per_artist[artists[best]] = per_artist.get(artists[best], 0) + 1
+            if albums[best]:
+                per_album[albums[best]] = per_album.get(albums[best], 0) + 1
+            if has_vec[best]:
+                d = distance(mat[best], mat, metric)
+                sims = np.maximum(0.0, 1.0 - d / 2.0) if metric == "angular" else 1.0 / (1.0 + d)  # = closeness()
+                redundancy = np.where(has_vec, np.maximum(redundancy, sims), redundancy)
         return chosen
 
 
