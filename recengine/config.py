@@ -131,6 +131,10 @@ def core_options() -> OptionSpec:
     add("daemon.force_polling", "bool", False, "poll every folder instead of using inotify")
     add("daemon.reconcile_interval_s", "float", 3600.0, "full reconcile on this timer (the safety net)",
         check=_positive)
+    add("daemon.watch_backend", "bool", False,
+        "follow the `backend:` player (MPD): record plays and skips, keep its queue topped up")
+    add("daemon.topup_user", "str", "default", "whose recommendations top the player's queue up")
+    add("daemon.topup_playlist", "str?", None, "top up from this playlist recipe instead")
     add("users", "list[str]", ["default"], "listeners; others are created on first use")
     add("backend", "str", "null", "default playback backend")
     add("outputs", "dict", {}, "playlist output folders and their path style")

@@ -106,6 +106,7 @@ class Daemon:
             "rate": 0.0,
         }
         self._builder: threading.Thread | None = None
+        self._player: threading.Thread | None = None
         self._last_event_id = 0
         self._playlists_due: dict[str, float] = {}  # recipe -> since when its inputs changed
         self._last_status = 0.0
@@ -132,6 +133,7 @@ class Daemon:
                 # watch before the start-up reconcile: what changes while it runs (minutes, on a
                 # first scan) arrives as hints instead of waiting for the next timer reconcile
                 self._start_watcher()
+                self._start_player()
                 self.full_reconcile("startup")
                 # recipes may be new or changed since the last run: make each once (a file whose
                 # bytes would not change is left alone)
@@ -171,7 +173,35 @@ class Daemon:
         )
         self.watcher.start()
 
+    def _start_player(self) -> None:
+        """With ``daemon.watch_backend``, follow the configured backend's player (MPD): plays and
+        skips become history and the queue is topped up. The backend retries its connection with
+        backoff on its own thread; it never stops the daemon."""
+        cfg = self.engine.config
+        if not cfg["daemon.watch_backend"]:
+            return
+        from .player import choose, keep_playing
+
+        try:
+            backend = choose(self.engine)
+        except LookupError as exc:
+            log.error("daemon.watch_backend: %s", exc)
+            return
+        if not hasattr(backend, "watch"):
+            log.warning("backend %s reports no plays or skips; daemon.watch_backend has nothing to follow",
+                        backend.name)
+            return
+        self._player = threading.Thread(
+            target=keep_playing, name=f"recengine-player-{backend.name}", daemon=True,
+            args=(self.engine, backend, self.stop_event),
+            kwargs={"user": cfg["daemon.topup_user"], "recipe": cfg["daemon.topup_playlist"]})
+        self._player.start()
+        log.info("following the %s player: plays and skips are recorded", backend.name)
+
     def _shutdown(self) -> None:
+        self.stop_event.set()  # also ends the player thread when the loop ended on its own
+        if self._player is not None:
+            self._player.join(timeout=3)
         if self.watcher is not None:
             self.watcher.stop()
         if self.pool is not None:

@@ -418,3 +418,37 @@ def test_play_with_record_starts_a_watcher(mpd, server, library):
     mpd.close()
     with server.client() as c:
         c.command("stop")
+
+
+def test_daemon_follows_the_mpd_player_and_records_history(server, library, tmp_path):
+    """daemon.watch_backend: a track played through MPD becomes a play in the catalog, through
+    the daemon (no backend object in the test), and the daemon stops cleanly."""
+    from recengine.daemon import Daemon
+    from recengine.engine import Engine
+
+    music, _ = library
+    with server.client() as c:
+        c.command("clear")
+    raw = {"library": {"folders": [str(music)]}, "data_dir": str(tmp_path / "data"), "plugin_dirs": [],
+           "scan": {"workers": 2}, "backend": "mpd",
+           "plugins": {"mpd": {"host": "127.0.0.1", "port": server.port, "music_dir": str(music), "user": "bea"}},
+           "daemon": {"watch_backend": True, "settle_s": 0.2}}
+    engine = Engine.open(None, raw=raw, entrypoints=False)
+    daemon = Daemon(engine)
+    thread = threading.Thread(target=daemon.run, kwargs={"install_signals": False}, daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: daemon.state == "watching", 60, what="daemon ready")
+        track = engine.catalog.track_by_path(music / "b" / "t04.ogg")  # 3 s
+        assert track is not None
+        with server.client() as c:
+            c.command("add", "b/t04.ogg")
+            c.command("play", 0)
+        events = wait_for(lambda: [e for e in engine.catalog.events("bea") if e.kind == "play"], 15,
+                          what="play recorded by the daemon")
+        assert events[0].track_id == track.track_id and events[0].source == "mpd"
+    finally:
+        daemon.stop()
+        thread.join(timeout=10)
+        engine.close()
+    assert not thread.is_alive()
