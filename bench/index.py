@@ -79,7 +79,7 @@ def run(n: int, args, workdir: Path) -> list[str]:
         data[args.queries + max(args.fresh) :],
     )
     ids = np.arange(n, dtype=np.int64) * 3 + 1000
-    store = IndexStore(workdir / f"n{n}", n_jobs=args.n_jobs)
+    store = IndexStore(workdir / f"n{n}", n_jobs=args.n_jobs, n_trees=args.trees or None)
     t = time.perf_counter()
     gen = store.build(ids, x, {"bench": True})
     build_s = time.perf_counter() - t
@@ -119,6 +119,7 @@ def main() -> None:
     p.add_argument("--noise", type=float, default=0.08, help="isotropic noise (higher: harder data)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--n-jobs", type=int, default=1, help="Annoy build threads (1: reproducible)")
+    p.add_argument("--trees", type=int, default=0, help="Annoy trees (0: the store's default for the size)")
     p.add_argument("--dir", default=None, help="work directory (default: a temp dir)")
     args = p.parse_args()
     args.fresh = [int(s) for s in args.fresh.split(",") if s]

@@ -70,7 +70,7 @@ def default_n_trees(n: int) -> int:
 
 
 #: search_k per requested result tried at build time, cheapest first (see :meth:`IndexStore._calibrate`).
-PER_K_LADDER = (25, 50, 100, 200, 400, 800, 1600, 3200)
+PER_K_LADDER = (25, 50, 100, 200, 300, 400, 600, 800, 1200, 1600, 2000, 2400, 2800, 3200)
 CALIBRATION_QUERIES = 200
 TARGET_RECALL = 0.97
 
