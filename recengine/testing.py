@@ -109,3 +109,18 @@ def temp_plugin(pm, plugin: object, name: str | None = None) -> Iterator[object]
         yield plugin
     finally:
         pm.unregister(plugin)
+
+
+def wait_for(predicate, timeout: float = 10.0, what: str = "condition", interval: float = 0.05):
+    """Poll ``predicate`` until it returns something truthy (returned), or raise AssertionError
+    after ``timeout`` seconds. Tests wait on conditions this way, never on fixed sleeps."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what} (last value {value!r})")
+        time.sleep(interval)

@@ -21,20 +21,9 @@ from recengine.default_plugins.local_backend import LocalBackend, audio_device_p
 from recengine.models import HistoryEvent, Track
 from recengine.plugins import get_plugin_manager
 from recengine.registry import collect
-from recengine.testing import encode, tone
+from recengine.testing import encode, tone, wait_for
 
 pytestmark = pytest.mark.timeout(60)
-
-
-def wait_for(predicate, timeout: float = 10.0, interval: float = 0.02, what: str = "condition"):
-    end = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)
 
 
 # --- the rules ---------------------------------------------------------------------------------------

@@ -18,7 +18,6 @@ import sys
 import textwrap
 import time
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,7 @@ import yaml
 
 from recengine.catalog import Catalog
 from recengine.scanner import SENTINEL, content_sig
-from recengine.testing import noise, pulses, tone, wav_bytes
+from recengine.testing import noise, pulses, tone, wait_for, wav_bytes
 
 SR = 8000
 
@@ -109,17 +108,6 @@ def descendants(pid: int) -> set[int]:
                 out.add(child)
                 todo.append(child)
     return out
-
-
-def wait_for(pred: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = pred()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what} (last value {value!r})")
-        time.sleep(interval)
 
 
 def merge(base: dict, extra: dict) -> dict:

@@ -23,7 +23,7 @@ from recengine.default_plugins.m3u8 import M3U8Writer
 from recengine.default_plugins.mpd_backend import MPDBackend
 from recengine.models import PathProfile, Playlist, PlaylistEntry, Track
 from recengine.mpd_client import MPDClient, MPDCommandError, MPDConnectionError, quote, songs
-from recengine.testing import encode, tone
+from recengine.testing import encode, tone, wait_for
 
 MPD = shutil.which("mpd")
 pytestmark = pytest.mark.timeout(120)
@@ -38,17 +38,6 @@ LAYOUT = [
     ("a/t00.flac", 4.0), ("a/t01.ogg", 3.0), ("a/t02.mp3", 5.0), ("b/t03.flac", 20.0), ("b/t04.ogg", 3.0),
     ("b/t05.mp3", 4.0), ("c/Ünïcode & space.flac", 3.0), ("c/t07.ogg", 5.0), ("t08.mp3", 6.0), ("t09.flac", 3.0),
 ]  # fmt: skip
-
-
-def wait_for(predicate, timeout: float = 10.0, interval: float = 0.05, what: str = "condition"):
-    end = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)
 
 
 def free_port() -> int:
