@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.recengine-installed
 
-.PHONY: run test setup lint bench-similarity clean
+.PHONY: run test setup lint clean
 
 $(STAMP): pyproject.toml scripts/setup
 	bash scripts/setup $(VENV)
