@@ -21,13 +21,15 @@ from typing import Any
 
 import numpy as np
 
-from .audio import DecodeFailure, DecoderMissing, read_tags
+from .audio import DecodeFailure, DecoderMissing, decode_batch, find_ffmpeg, read_tags
 from .faults import faultpoint
 from .models import Tags
 
 log = logging.getLogger(__name__)
 
-TASKS_PER_WORKER = 200
+TASKS_PER_WORKER = 100
+#: Jobs per worker call: their files are decoded by one ffmpeg process (one start-up for two).
+BATCH_SIZE = 2
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,15 @@ class _Worker:
         from .registry import collect
 
         self.extractors = collect(self.plugins.pm, "extractors", self.config)
+        impls = self.plugins.pm.hook.load_audio.get_hookimpls()
+        self.builtin_decoder_only = [i.plugin_name for i in impls] == ["pydub_decoder"]
+        self._ffmpeg: str | None = None
+
+    @property
+    def ffmpeg(self) -> str:
+        if self._ffmpeg is None:
+            self._ffmpeg = find_ffmpeg(self.config.get("analysis.ffmpeg", "auto"))
+        return self._ffmpeg
 
 
 _worker: _Worker | None = None
@@ -134,33 +145,33 @@ def run_extractors(extractors, wanted: Iterable[tuple[str, int]], samples: np.nd
     return blocks, errors
 
 
-def featurize_one(job: FeatureJob, worker: _Worker | None = None) -> FeatureResult:
-    """Decode ``job.path`` once and run the missing extractors (runs in a worker process)."""
-    worker = worker or _worker
-    assert worker is not None, "worker not initialised"
-    started = time.process_time()
-    result = FeatureResult(job)
+def _unchanged(job: FeatureJob, when: str) -> None:
+    """The file is still the one the job was made for, else ``vanished`` (the next pass redoes it)."""
     path = Path(job.path)
     try:
-        try:
-            st = os.stat(path)
-        except FileNotFoundError:
-            raise DecodeFailure("vanished", "the file disappeared before it could be read") from None
-        except PermissionError:
-            raise DecodeFailure("permission", "permission denied") from None
-        if (st.st_size, st.st_mtime_ns) != (job.size, job.mtime_ns):
-            raise DecodeFailure("vanished", "the file changed since it was scanned; it will be picked up again")
-        result.tags = read_tags(path)
-        audio = worker.plugins.pm.hook.load_audio(path=path, config=worker.config)
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise DecodeFailure("vanished", f"the file disappeared {when}") from None
+    except PermissionError:
+        raise DecodeFailure("permission", "permission denied") from None
+    if (st.st_size, st.st_mtime_ns) != (job.size, job.mtime_ns):
+        raise DecodeFailure("vanished", f"the file changed {when}; it will be picked up again")
+
+
+def _analyse(job: FeatureJob, worker: _Worker, decoded: Callable[[], Any]) -> FeatureResult:
+    """One job: checks, ``decoded()`` for its audio, re-check, extractors; failures classified."""
+    started = time.process_time()
+    result = FeatureResult(job)
+    try:
+        _unchanged(job, "before it could be read")
+        result.tags = read_tags(Path(job.path))
+        audio = decoded()
+        if isinstance(audio, DecodeFailure):
+            raise audio
         if audio is None:
             raise DecodeFailure("decode_error", "no decoder accepted the file")
         faultpoint("after_decode")
-        try:  # re-check: a file rewritten while it was decoded is analysed again next time
-            st = os.stat(path)
-        except OSError:
-            raise DecodeFailure("vanished", "the file disappeared while it was decoded") from None
-        if (st.st_size, st.st_mtime_ns) != (job.size, job.mtime_ns):
-            raise DecodeFailure("vanished", "the file changed while it was decoded; it will be picked up again")
+        _unchanged(job, "while it was decoded")  # a file rewritten meanwhile is analysed next time
         result.duration = result.tags.duration or audio.duration
         result.blocks, result.extractor_errors = run_extractors(
             worker.extractors, job.extractors, audio.samples, audio.sample_rate)
@@ -174,6 +185,37 @@ def featurize_one(job: FeatureJob, worker: _Worker | None = None) -> FeatureResu
         result.failure = ("decode_error", f"{type(exc).__name__}: {exc}")
     result.seconds = time.process_time() - started
     return result
+
+
+def featurize_one(job: FeatureJob, worker: _Worker | None = None) -> FeatureResult:
+    """Decode ``job.path`` through the ``load_audio`` hook and run the missing extractors."""
+    worker = worker or _worker
+    assert worker is not None, "worker not initialised"
+    return _analyse(job, worker, lambda: worker.plugins.pm.hook.load_audio(path=Path(job.path), config=worker.config))
+
+
+def featurize_jobs(jobs: list[FeatureJob], worker: _Worker | None = None) -> list[FeatureResult]:
+    """Several jobs in one call (runs in a worker process). When the built-in decoder is the only
+    ``load_audio`` implementation, their files are decoded by one ffmpeg process
+    (:func:`recengine.audio.decode_batch`: same samples, one process start instead of several);
+    otherwise, or for a single job, each goes through the hook on its own."""
+    worker = worker or _worker
+    assert worker is not None, "worker not initialised"
+    if len(jobs) < 2 or not worker.builtin_decoder_only:
+        return [featurize_one(job, worker) for job in jobs]
+    cfg = worker.config
+    items = []
+    for job in jobs:
+        try:
+            _unchanged(job, "before it could be read")
+        except DecodeFailure:
+            pass  # _analyse reports it
+        items.append((Path(job.path), read_tags(Path(job.path))))
+    decoded = decode_batch(
+        items, ffmpeg=worker.ffmpeg, sample_rate=cfg.get("analysis.sample_rate", 22050),
+        windows=cfg.get("analysis.windows", 3), window_s=cfg.get("analysis.window_s", 20.0),
+        timeout_s=cfg.get("analysis.timeout_s", 60.0), min_duration_s=cfg.get("analysis.min_duration_s", 1.0))
+    return [_analyse(job, worker, lambda audio=audio: audio) for job, audio in zip(jobs, decoded, strict=True)]
 
 
 class FeaturePool:
@@ -200,35 +242,38 @@ class FeaturePool:
         When ``stop()`` turns true, work in flight is abandoned at once (workers and their ffmpeg
         children are killed; those tracks stay pending for next time). Otherwise the workers are
         kept for the next call until :meth:`close`."""
-        queue = list(reversed(jobs))
+        queue: list[list[FeatureJob]] = [jobs[i:i + BATCH_SIZE] for i in range(0, len(jobs), BATCH_SIZE)][::-1]
         crashes: dict[int, int] = {}
-        in_flight: dict[cf.Future, FeatureJob] = {}
-        limit = self.workers * 4
+        in_flight: dict[cf.Future, list[FeatureJob]] = {}
+        limit = self.workers * 2
         try:
             while queue or in_flight:
                 if self._pool is None:
                     self._pool = self._new_pool()
                 while queue and len(in_flight) < limit and not stop():
-                    job = queue.pop()
-                    in_flight[self._pool.submit(featurize_one, job)] = job
+                    batch = queue.pop()
+                    in_flight[self._pool.submit(featurize_jobs, batch)] = batch
                 if not in_flight:
                     break
                 done, _ = cf.wait(in_flight, timeout=0.5, return_when=cf.FIRST_COMPLETED)
                 broken = False
                 for fut in done:
-                    job = in_flight.pop(fut)
+                    batch = in_flight.pop(fut)
                     try:
-                        yield fut.result()
+                        results = fut.result()
                     except cf.process.BrokenProcessPool:
                         broken = True
-                        crashes[job.track_id] = crashes.get(job.track_id, 0) + 1
-                        if crashes[job.track_id] >= 2:
-                            yield FeatureResult(job, failure=("decode_error", "the analysis worker crashed on this file"))
-                        else:
-                            queue.append(job)
+                        for job in batch:  # each retried alone; a second crash condemns the file
+                            crashes[job.track_id] = crashes.get(job.track_id, 0) + 1
+                            if crashes[job.track_id] >= 2:
+                                yield FeatureResult(job, failure=("decode_error", "the analysis worker crashed on this file"))
+                            else:
+                                queue.append([job])
+                        continue
+                    yield from results
                 if broken:
-                    for fut, job in list(in_flight.items()):
-                        queue.append(job)
+                    for fut, batch in list(in_flight.items()):
+                        queue.extend([job] for job in batch)
                         in_flight.pop(fut)
                     self._shutdown()
                 if stop():

@@ -7,6 +7,7 @@ import math
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from recengine.audio import (
     read_tags,
     run_bounded,
 )
+from recengine.models import DecodedAudio
 from recengine.testing import encode, tone, wav_bytes
 
 SR = 22050
@@ -342,3 +344,33 @@ def test_preflight_of_real_ffmpeg(ffmpeg):
     assert audio.preflight(ffmpeg) == ffmpeg
     out = subprocess.run([ffmpeg, "-hide_banner", "-version"], capture_output=True, timeout=10)
     assert out.returncode == 0
+
+
+def test_decode_batch_matches_decode_and_isolates_bad_files(tmp_path, ffmpeg, monkeypatch):
+    """One ffmpeg process for several files gives the same samples as one per file; a bad file in
+    the batch makes each file be decoded alone, so every outcome is unchanged."""
+    from recengine.testing import noise
+
+    good = [encode(tone(300 + 100 * i, 4.0) + noise(4.0, amp=0.05, seed=i), tmp_path / f"g{i}{ext}")
+            for i, ext in enumerate((".flac", ".ogg", ".mp3"))]
+    bad = tmp_path / "bad.flac"
+    bad.write_bytes(np.random.default_rng(0).bytes(200_000))
+    silent = encode(np.zeros(22050 * 3, np.float32), tmp_path / "silent.wav")
+    kw = {"ffmpeg": ffmpeg, "windows": 2, "window_s": 1.0}
+    calls = []
+    real = audio.run_bounded
+    monkeypatch.setattr(audio, "run_bounded", lambda argv, **k: calls.append(argv) or real(argv, **k))
+
+    together = audio.decode_batch([(p, audio.read_tags(p)) for p in good], **kw)
+    assert len(calls) == 1  # one process for three files
+    for path, got in zip(good, together, strict=True):
+        alone = audio.decode(path, **kw)
+        assert got.samples.size == alone.samples.size and np.allclose(got.samples, alone.samples, atol=1e-6)
+        assert got.duration == pytest.approx(alone.duration)
+
+    calls.clear()
+    mixed = audio.decode_batch([(p, audio.read_tags(p)) for p in (good[0], bad, silent)], **kw)
+    assert isinstance(mixed[0], DecodedAudio) and np.allclose(mixed[0].samples, together[0].samples, atol=1e-6)
+    assert isinstance(mixed[1], DecodeFailure) and mixed[1].reason == "decode_error"
+    assert isinstance(mixed[2], DecodeFailure) and mixed[2].reason == "silent"
+    assert not list(Path(audio._scratch_dir() or tempfile.gettempdir()).glob("recengine-batch-*"))
