@@ -569,6 +569,42 @@ def _finish(samples: np.ndarray, tags: Tags, plan: list[tuple[float, float]], sa
     )
 
 
+BATCH_PREFIX = "recengine-batch-"
+
+
+def sweep_batch_dirs() -> int:
+    """Remove batch scratch folders whose worker died before cleaning up (killed, or stopped by
+    SIGTERM during a batch). Their names carry the owner's pid. Returns how many were removed."""
+    import shutil
+    import tempfile
+
+    removed = 0
+    for base in {_scratch_dir() or tempfile.gettempdir(), tempfile.gettempdir()}:
+        try:
+            names = os.listdir(base)
+        except OSError:
+            continue
+        for name in names:
+            if not name.startswith(BATCH_PREFIX):
+                continue
+            pid = name[len(BATCH_PREFIX):].split("-", 1)[0]
+            if pid.isdigit() and _pid_alive(int(pid)):
+                continue
+            shutil.rmtree(os.path.join(base, name), ignore_errors=True)
+            removed += 1
+    return removed
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _scratch_dir() -> str | None:
     """RAM-backed scratch space for batch outputs when there is some, else the default temp dir."""
     shm = "/dev/shm"
@@ -610,7 +646,7 @@ def _decode_together(ready, out, ffmpeg: str, sample_rate: int, timeout_s: float
     chain = f"aresample={sample_rate}:rematrix_maxval=1,aformat=sample_fmts=flt:channel_layouts=mono"
     argv = [ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error"]
     graph, maps, idx, biggest, total_s = [], [], 0, 0, 0.0
-    with tempfile.TemporaryDirectory(prefix="recengine-batch-", dir=_scratch_dir()) as tmp:
+    with tempfile.TemporaryDirectory(prefix=f"{BATCH_PREFIX}{os.getpid()}-", dir=_scratch_dir()) as tmp:
         for j, (_, path, _, plan) in enumerate(ready):
             pads = ""
             for start, length in plan:

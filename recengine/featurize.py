@@ -12,6 +12,8 @@ import concurrent.futures as cf
 import logging
 import multiprocessing
 import os
+import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -21,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from .audio import DecodeFailure, DecoderMissing, decode_batch, find_ffmpeg, read_tags
+from .audio import DecodeFailure, DecoderMissing, decode_batch, find_ffmpeg, read_tags, sweep_batch_dirs
 from .faults import faultpoint
 from .models import Tags
 
@@ -74,6 +76,7 @@ class _Worker:
         from .registry import collect
 
         self.extractors = collect(self.plugins.pm, "extractors", self.config)
+        sweep_batch_dirs()  # scratch folders of workers that were killed mid-batch
         impls = self.plugins.pm.hook.load_audio.get_hookimpls()
         self.builtin_decoder_only = [i.plugin_name for i in impls] == ["pydub_decoder"]
         self._ffmpeg: str | None = None
@@ -119,6 +122,8 @@ def _init_worker(settings: WorkerSettings) -> None:
     os.environ.update(settings.env)
     logging.basicConfig(level=logging.WARNING)
     threading.Thread(target=_exit_with_parent, args=(settings.parent_pid,), daemon=True).start()
+    # terminate() (a stopped scan) unwinds the stack: ffmpeg groups are killed, scratch removed
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     _worker = _Worker(settings)
 
 

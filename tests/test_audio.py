@@ -368,9 +368,23 @@ def test_decode_batch_matches_decode_and_isolates_bad_files(tmp_path, ffmpeg, mo
         assert got.samples.size == alone.samples.size and np.allclose(got.samples, alone.samples, atol=1e-6)
         assert got.duration == pytest.approx(alone.duration)
 
+    scratch = Path(audio._scratch_dir() or tempfile.gettempdir())
+    before = set(scratch.glob("recengine-batch-*"))
     calls.clear()
     mixed = audio.decode_batch([(p, audio.read_tags(p)) for p in (good[0], bad, silent)], **kw)
     assert isinstance(mixed[0], DecodedAudio) and np.allclose(mixed[0].samples, together[0].samples, atol=1e-6)
     assert isinstance(mixed[1], DecodeFailure) and mixed[1].reason == "decode_error"
     assert isinstance(mixed[2], DecodeFailure) and mixed[2].reason == "silent"
-    assert not list(Path(audio._scratch_dir() or tempfile.gettempdir()).glob("recengine-batch-*"))
+    assert set(scratch.glob("recengine-batch-*")) <= before  # the batch's scratch folder is gone
+
+    # a worker killed mid-batch leaves its folder; the next worker removes it (its pid is dead)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+    orphan = scratch / f"recengine-batch-{dead}-abc"
+    orphan.mkdir()
+    (orphan / "0.raw").write_bytes(b"\0" * 1024)
+    mine = scratch / f"recengine-batch-{os.getpid()}-def"
+    mine.mkdir()
+    assert audio.sweep_batch_dirs() >= 1
+    assert not orphan.exists() and mine.exists()
+    mine.rmdir()
