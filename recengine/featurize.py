@@ -12,8 +12,6 @@ import concurrent.futures as cf
 import logging
 import multiprocessing
 import os
-import signal
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -122,8 +120,6 @@ def _init_worker(settings: WorkerSettings) -> None:
     os.environ.update(settings.env)
     logging.basicConfig(level=logging.WARNING)
     threading.Thread(target=_exit_with_parent, args=(settings.parent_pid,), daemon=True).start()
-    # terminate() (a stopped scan) unwinds the stack: ffmpeg groups are killed, scratch removed
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     _worker = _Worker(settings)
 
 
@@ -305,3 +301,5 @@ class FeaturePool:
                     if proc.is_alive():
                         proc.terminate()
             pool.shutdown(wait=True, cancel_futures=True)
+            if cancel:  # workers stopped mid-batch leave scratch folders; their pids are gone now
+                sweep_batch_dirs()
