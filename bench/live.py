@@ -27,7 +27,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import textwrap
 import threading
 import time
 from pathlib import Path
@@ -37,33 +36,11 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from recengine.testing import noise, pulses, tone, wav_bytes  # noqa: E402
+from recengine.testing import noise, pulses, tone, wav_bytes, write_counting_plugin  # noqa: E402
 
 SR = 22050
 ALBUM = 100  # tracks per generated folder (one ffmpeg process each)
 FFMPEG = shutil.which("ffmpeg") or "/usr/bin/ffmpeg"
-
-COUNTING_PLUGIN = textwrap.dedent('''
-    """Logs every decode (one extract call per decoded file) to $COUNT_LOG."""
-    import os, zlib
-    import numpy as np
-    import recengine
-
-    class Counting:
-        name = "counting"
-        version = 1
-        dim = 2
-
-        def extract(self, samples, sr):
-            with open(os.environ["COUNT_LOG"], "a") as fh:
-                fh.write(f"{os.getpid()} {zlib.crc32(samples.tobytes())}\\n")
-            return np.array([float(np.abs(samples).mean()), samples.size / sr], dtype=np.float32)
-
-    @recengine.hookimpl
-    def register_extractors(register):
-        register(Counting())
-''')
-
 
 # --- generated audio -------------------------------------------------------------------------------
 
@@ -304,7 +281,7 @@ def main() -> int:
     work = args.cache / "run"
     shutil.rmtree(work, ignore_errors=True)
     (work / "plugins").mkdir(parents=True)
-    (work / "plugins" / "counting.py").write_text(COUNTING_PLUGIN)
+    write_counting_plugin(work / "plugins")
     count_log = work / "count.log"
     count_log.touch()
     data = work / "data"

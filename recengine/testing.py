@@ -124,3 +124,41 @@ def wait_for(predicate, timeout: float = 10.0, what: str = "condition", interval
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what} (last value {value!r})")
         time.sleep(interval)
+
+
+_COUNTING_EXTRACTOR = '''"""Logs every decode (one extract call per decoded file) to $COUNT_LOG as "pid crc32 size";
+sleeps $COUNT_SLEEP seconds per call (to hold a scan open in tests). Written by recengine.testing."""
+import os
+import time
+import zlib
+
+import numpy as np
+
+import recengine
+
+
+class Counting:
+    name = "counting"
+    version = {version}
+    dim = 2
+
+    def extract(self, samples, sr):
+        with open(os.environ["COUNT_LOG"], "a") as fh:
+            fh.write(f"{{os.getpid()}} {{zlib.crc32(samples.tobytes())}} {{samples.size}}\\n")
+        time.sleep(float(os.environ.get("COUNT_SLEEP") or 0))
+        return np.array([float(np.abs(samples).mean()), samples.size / sr], dtype=np.float32)
+
+
+@recengine.hookimpl
+def register_extractors(register):
+    register(Counting())
+'''
+
+
+def write_counting_plugin(folder: Path, version: int = 1) -> Path:
+    """A drop-in extractor that logs each decode to ``$COUNT_LOG`` (count lines to count decodes)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "counting.py"
+    path.write_text(_COUNTING_EXTRACTOR.format(version=version))
+    return path

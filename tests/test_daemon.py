@@ -27,32 +27,9 @@ import yaml
 
 from recengine.catalog import Catalog
 from recengine.scanner import SENTINEL, content_sig
-from recengine.testing import noise, pulses, tone, wait_for, wav_bytes
+from recengine.testing import noise, pulses, tone, wait_for, wav_bytes, write_counting_plugin
 
 SR = 8000
-
-COUNTING_PLUGIN = textwrap.dedent('''
-    """Logs each decoded file (one extract call per decode) to $COUNT_LOG; sleeps $COUNT_SLEEP s."""
-    import os, time, zlib
-    import numpy as np
-    import recengine
-
-    class Counting:
-        name = "counting"
-        version = 1
-        dim = 2
-
-        def extract(self, samples, sr):
-            with open(os.environ["COUNT_LOG"], "a") as fh:
-                fh.write(f"{os.getpid()} {zlib.crc32(samples.tobytes())}\\n")
-            time.sleep(float(os.environ.get("COUNT_SLEEP") or 0))
-            return np.array([float(np.abs(samples).mean()), samples.size / sr], dtype=np.float32)
-
-    @recengine.hookimpl
-    def register_extractors(register):
-        register(Counting())
-''')
-
 
 # --- audio and processes ---------------------------------------------------------------------------
 
@@ -128,7 +105,7 @@ class DaemonRun:
         self.cfg = tmp_path / "config.yaml"
         self.plugins = tmp_path / "plugins"
         self.plugins.mkdir(exist_ok=True)
-        (self.plugins / "counting.py").write_text(COUNTING_PLUGIN)
+        write_counting_plugin(self.plugins)
         self.count_log = tmp_path / "count.log"
         self.count_log.touch()
         config = {

@@ -17,28 +17,7 @@ import recengine
 from recengine.engine import Engine
 from recengine.models import HistoryEvent
 from recengine.scanner import SENTINEL
-from recengine.testing import encode, noise, tone
-
-COUNTING_PLUGIN = textwrap.dedent('''
-    """Counts extractor calls (one per decoded file) in the file named by $COUNT_LOG."""
-    import os
-    import numpy as np
-    import recengine
-
-    class Counting:
-        name = "counting"
-        version = {version}
-        dim = 2
-
-        def extract(self, samples, sr):
-            with open(os.environ["COUNT_LOG"], "a") as fh:
-                fh.write(f"{{os.getpid()}} {{samples.size}}\\n")
-            return np.array([float(np.abs(samples).mean()), samples.size / sr], dtype=np.float32)
-
-    @recengine.hookimpl
-    def register_extractors(register):
-        register(Counting())
-''')
+from recengine.testing import encode, noise, tone, write_counting_plugin
 
 
 @pytest.fixture
@@ -50,7 +29,7 @@ def counting(tmp_path, monkeypatch):
     monkeypatch.setenv("COUNT_LOG", str(log))
 
     def set_version(v: int) -> None:
-        (plugin_dir / "counting.py").write_text(COUNTING_PLUGIN.format(version=v))
+        write_counting_plugin(plugin_dir, version=v)
 
     set_version(1)
 
