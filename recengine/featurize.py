@@ -21,7 +21,15 @@ from typing import Any
 
 import numpy as np
 
-from .audio import DecodeFailure, DecoderMissing, decode_batch, find_ffmpeg, read_tags, sweep_batch_dirs
+from .audio import (
+    DecodeFailure,
+    DecoderMissing,
+    decode_batch,
+    find_ffmpeg,
+    pid_alive,
+    read_tags,
+    sweep_batch_dirs,
+)
 from .faults import faultpoint
 from .models import Tags
 
@@ -94,23 +102,8 @@ def _exit_with_parent(parent_pid: int) -> None:
     died (kill -9): poll it, and leave at once (ffmpeg children die with us through PDEATHSIG)."""
     while True:
         time.sleep(0.5)
-        if not _alive(parent_pid):
+        if not pid_alive(parent_pid):
             os._exit(1)
-
-
-def _alive(pid: int) -> bool:
-    """True while ``pid`` runs; a zombie (dead, not yet reaped) counts as gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            return fh.read().rsplit(b")", 1)[-1].split()[0] not in (b"Z", b"X")
-    except FileNotFoundError:
-        return False
-    except OSError:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        return True
 
 
 def _init_worker(settings: WorkerSettings) -> None:

@@ -22,6 +22,7 @@ from recengine.audio import (
     decode,
     ffmpeg_argv,
     find_ffmpeg,
+    pid_alive,
     plan_windows,
     read_tags,
     run_bounded,
@@ -31,15 +32,6 @@ from recengine.testing import encode, tone, wav_bytes
 
 SR = 22050
 FORMATS = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a")
-
-
-def alive(pid: int) -> bool:
-    """Running (a zombie waiting for a reaper counts as gone)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError, IndexError):
-        return False
-    return state not in ("Z", "X")
 
 
 def dominant_hz(samples: np.ndarray, sr: int = SR) -> float:
@@ -309,15 +301,15 @@ def test_run_bounded_kills_process_group_on_timeout():
     pids = [int(p) for p in r.stdout.split()]
     assert len(pids) == 2
     deadline = time.monotonic() + 2
-    while any(alive(p) for p in pids) and time.monotonic() < deadline:
+    while any(pid_alive(p) for p in pids) and time.monotonic() < deadline:
         time.sleep(0.02)
-    assert not any(alive(p) for p in pids), "a child of the timed-out process survived"
+    assert not any(pid_alive(p) for p in pids), "a child of the timed-out process survived"
 
 
 def test_run_bounded_child_that_closes_pipes_and_stays():
     r = run_bounded(["sh", "-c", "echo $$; exec >&- 2>&-; sleep 100"], timeout=1.0, max_bytes=1000)
     assert r.timed_out and r.returncode == -9
-    assert not alive(int(r.stdout))
+    assert not pid_alive(int(r.stdout))
 
 
 def test_run_bounded_caps_output():

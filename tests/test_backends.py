@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from recengine import config as configmod
+from recengine.audio import pid_alive
 from recengine.backends import PLAY_CAP_S, BackendUnavailable, PlayTracker, play_threshold
 from recengine.default_plugins import command_backend, local_backend, mpd_backend
 from recengine.default_plugins.command_backend import CommandBackend, expand_argv
@@ -234,7 +235,7 @@ def test_command_backend_skip_kills_the_player_and_records_a_skip(player, tmp_pa
     wait_for(lambda: [e for e in events if e.kind == "skip"], what="skip")
     assert (events[0].track_id, events[0].kind) == (first.track_id, "skip") and events[0].listened_s < 5
     wait_for(lambda: len(log_lines(log)) == 2, what="second track started")
-    assert not _alive(pid)
+    assert not pid_alive(pid)
     backend.close()  # stops the second one: also a skip
     assert [(e.track_id, e.kind) for e in events] == [(1, "skip"), (2, "skip")]
     assert backend.now_playing() is None
@@ -288,18 +289,6 @@ def test_command_backend_unavailable_until_configured(tmp_path):
         CommandBackend([]).play(tracks_in(tmp_path, 1))
     with pytest.raises(BackendUnavailable, match="'no-such-player-xyz' not found"):
         CommandBackend(["no-such-player-xyz", "{path}"]).play(tracks_in(tmp_path, 1))
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # a zombie is dead for our purposes
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 # --- local backend -----------------------------------------------------------------------------------

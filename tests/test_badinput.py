@@ -27,7 +27,7 @@ import numpy as np
 import pytest
 import yaml
 
-from recengine.audio import DecodeFailure, decode, find_ffmpeg
+from recengine.audio import DecodeFailure, decode, find_ffmpeg, pid_alive
 from recengine.scanner import Scanner, ScanReport
 from recengine.testing import encode, tone
 
@@ -477,14 +477,6 @@ def test_good_file_added_later_is_featurised(scanned, fake_ffmpeg):
 # --- T28, T29: ffmpeg that hangs or floods ---------------------------------------------------------------
 
 
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError, IndexError):
-        return False
-    return state not in ("Z", "X")
-
-
 def test_hanging_and_flooding_ffmpeg(tmp_path, fake_ffmpeg, engine_factory, plugin_dir):
     """T28: an ffmpeg that hangs and ignores SIGTERM (with a child doing the same) gets `timeout`
     after analysis.timeout_s, its whole group is killed, later files flow. T29: an ffmpeg writing
@@ -510,9 +502,9 @@ def test_hanging_and_flooding_ffmpeg(tmp_path, fake_ffmpeg, engine_factory, plug
     pids = [int(p.read_text()) for p in fake_ffmpeg.piddir.iterdir()]
     assert len(pids) >= 3  # the hanging fake, its child, the flooding fake
     deadline = time.monotonic() + 3
-    while any(alive(p) for p in pids) and time.monotonic() < deadline:
+    while any(pid_alive(p) for p in pids) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not [p for p in pids if alive(p)], "orphaned ffmpeg processes"
+    assert not [p for p in pids if pid_alive(p)], "orphaned ffmpeg processes"
     flood = [f for f in engine.catalog.failures() if f.path.endswith("b_FLOODME.wav")][0]
     assert "more than" in flood.message
 

@@ -25,6 +25,7 @@ import numpy as np
 import pytest
 import yaml
 
+from recengine.audio import pid_alive
 from recengine.catalog import Catalog
 from recengine.scanner import SENTINEL, content_sig
 from recengine.testing import noise, pulses, tone, wait_for, wav_bytes, write_counting_plugin
@@ -64,11 +65,6 @@ def proc_stat(pid: int) -> tuple[str, int] | None:
         return fields[0].decode(), int(fields[1])
     except (OSError, IndexError, ValueError):
         return None
-
-
-def alive(pid: int) -> bool:
-    st = proc_stat(pid)
-    return st is not None and st[0] not in ("Z", "X")
 
 
 def descendants(pid: int) -> set[int]:
@@ -182,7 +178,7 @@ class DaemonRun:
                 proc.kill()
                 proc.wait(10)
                 for pid in kids:
-                    if alive(pid):
+                    if pid_alive(pid):
                         os.kill(pid, signal.SIGKILL)
         if self._catalog is not None:
             self._catalog.close()
@@ -382,7 +378,7 @@ def test_sigterm_during_scan_stops_cleanly_and_restart_finishes(tmp_path, daemon
     rc, took = run.stop(signal.SIGTERM)
     assert rc == 0, run.log()
     assert took < 10
-    wait_for(lambda: not [p for p in kids if alive(p)], 5, "the daemon's children to exit")
+    wait_for(lambda: not [p for p in kids if pid_alive(p)], 5, "the daemon's children to exit")
     done = run.ok()
     assert done < 40, "the scan finished before the signal: make it slower"
     assert "Traceback" not in run.log()
@@ -411,7 +407,7 @@ def test_kill9_during_scan_restart_completes(tmp_path, daemon_run):
     kids = descendants(proc.pid)
     rc, _ = run.stop(signal.SIGKILL)
     assert rc == -signal.SIGKILL
-    wait_for(lambda: not [p for p in kids if alive(p)], 5, "orphaned workers to exit")
+    wait_for(lambda: not [p for p in kids if pid_alive(p)], 5, "orphaned workers to exit")
 
     run.env["COUNT_SLEEP"] = "0"
     run.start()
