@@ -82,22 +82,7 @@ def encode_album(folder: str, first: int, count: int, seconds: float) -> str:
     out.mkdir(parents=True)
     audio = np.concatenate([sound(first + k, seconds) for k in range(count)])
     argv = [
-        FFMPEG,
-        "-nostdin",
-        "-hide_banner",
-        "-loglevel",
-        "error",
-        "-y",
-        "-f",
-        "wav",
-        "-i",
-        "pipe:0",
-        "-c:a",
-        "libmp3lame",
-        "-b:a",
-        "64k",
-        "-compression_level",
-        "9",
+        *mp3_from_stdin("64k"),
         "-f",
         "segment",
         "-segment_time",
@@ -116,28 +101,19 @@ def encode_album(folder: str, first: int, count: int, seconds: float) -> str:
     return folder
 
 
+def mp3_from_stdin(bitrate: str) -> list[str]:
+    """ffmpeg arguments reading WAV on stdin and encoding MP3 at ``bitrate`` (outputs follow)."""
+    return [FFMPEG, "-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-f", "wav", "-i", "pipe:0",
+            "-c:a", "libmp3lame", "-b:a", bitrate, "-compression_level", "9"]
+
+
 def encode_one(path: str, i: int, seconds: float, variant: int) -> str:
     p = Path(path)
     if p.exists():
         return path
     tmp = p.with_name(p.stem + ".part.mp3")
     argv = [
-        FFMPEG,
-        "-nostdin",
-        "-hide_banner",
-        "-loglevel",
-        "error",
-        "-y",
-        "-f",
-        "wav",
-        "-i",
-        "pipe:0",
-        "-c:a",
-        "libmp3lame",
-        "-b:a",
-        "128k",
-        "-compression_level",
-        "9",
+        *mp3_from_stdin("128k"),
         str(tmp),
     ]
     subprocess.run(
