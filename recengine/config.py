@@ -116,6 +116,8 @@ def core_options() -> OptionSpec:
         choices=("auto", "angular", "euclidean"))
     add("index.trees", "int", 0, "Annoy trees (0: chosen from the library size)", check=_non_negative)
     add("index.search_k", "int", 0, "Annoy search_k (0: chosen from trees and size)", check=_non_negative)
+    add("index.shards", "int", 0, "Annoy shards built and searched side by side (0: 2 from 250k tracks on 2+ cores)",
+        check=_non_negative)
     add("index.rebuild_after_changes", "int", 200, "rebuild after this many new/changed tracks")
     add("index.rebuild_quiet_s", "float", 30.0, "... or after this many seconds without changes")
     add("index.dimensions", "int", 64,

@@ -32,7 +32,8 @@ class LibraryIndex:
         metric = cfg.get("index.metric", "auto")
         self.metric = METRIC if metric == "auto" else metric
         self.store = IndexStore(engine.config.data_dir / "index", metric=self.metric,
-                                n_trees=cfg.get("index.trees") or None, search_k=cfg.get("index.search_k") or None)
+                                n_trees=cfg.get("index.trees") or None, search_k=cfg.get("index.search_k") or None,
+                                shards=cfg.get("index.shards") or None)
         self._lock = threading.RLock()
         self.scaler: Scaler | None = None
         self.projection: Projection | None = None

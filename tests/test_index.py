@@ -20,7 +20,7 @@ from annoy import AnnoyIndex
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from recengine.index import MAX_NORM, MIN_NORM, IndexStore, check_annoy_file
+from recengine.index import MAX_NORM, MIN_NORM, SHARD_MIN_ITEMS, IndexStore, check_annoy_file, default_shards
 
 DIM = 8
 
@@ -130,8 +130,9 @@ def test_t33_wrong_dtype_array_and_duplicate_ids(tmp_path: Path) -> None:
 
 
 # ----- T34: queries during rebuild-and-swap cycles ----------------------------------------------
-def test_t34_queries_during_rebuild_cycles(tmp_path: Path) -> None:
-    store = IndexStore(tmp_path, keep_generations=2)
+@pytest.mark.parametrize("shards", [1, 2])
+def test_t34_queries_during_rebuild_cycles(tmp_path: Path, shards: int) -> None:
+    store = IndexStore(tmp_path, keep_generations=2, shards=shards)
     rng = np.random.default_rng(3)
     x = rng.normal(size=(400, DIM)).astype(np.float32)
     base = np.arange(400, dtype=np.int64)
@@ -171,27 +172,37 @@ def test_t34_queries_during_rebuild_cycles(tmp_path: Path) -> None:
     # the pinned old generation is still mapped, its files kept, and it still answers
     assert pinned is not None and pinned.number == 5
     assert (tmp_path / "gen-000005.ann").exists()
-    assert len(pinned.ann.get_nns_by_vector(x[0].tolist(), 3)) == 3
+    assert len(pinned.anns) == shards and (tmp_path / f"gen-000005.s{shards - 1}.ann").exists() == (
+        shards > 1
+    )
+    assert all(len(a.get_nns_by_vector(x[0].tolist(), 3)) == 3 for a in pinned.anns)
     store._unpin(pinned)
-    assert _files(tmp_path) == [f"gen-{g:06d}.{ext}" for g in (30, 31) for ext in ("ann", "ids.npy", "json")]
+    exts = ("ann", "ids.npy", "json") + (("s1.ann",) if shards > 1 else ())
+    assert _files(tmp_path) == sorted(f"gen-{g:06d}.{ext}" for g in (30, 31) for ext in exts)
+    store.close()
 
 
 # ----- T35: deterministic builds ----------------------------------------------------------------
-def test_t35_same_data_and_seed_give_identical_files(tmp_path: Path) -> None:
+@pytest.mark.parametrize("shards", [1, 2])
+def test_t35_same_data_and_seed_give_identical_files(tmp_path: Path, shards: int) -> None:
     ids, x = _data(3000, dim=32, seed=5)
     for sub in ("a", "b"):
-        IndexStore(tmp_path / sub, seed=7, n_jobs=1).build(ids, x, {"scaling": "z", "features": 3})
-    for name in ("gen-000001.ann", "gen-000001.ids.npy", "gen-000001.json"):
+        store = IndexStore(tmp_path / sub, seed=7, n_jobs=1, shards=shards)
+        store.build(ids, x, {"scaling": "z", "features": 3})
+        store.close()
+    names = _files(tmp_path / "a")
+    assert names == _files(tmp_path / "b") and len(names) == 3 + (shards - 1)
+    for name in names:
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
     man = json.loads((tmp_path / "a" / "gen-000001.json").read_text())
     assert man["seed"] == 7 and man["n_jobs"] == 1 and man["meta"] == {"scaling": "z", "features": 3}
 
 
 # ----- T36: recall ------------------------------------------------------------------------------
-@pytest.mark.parametrize("metric", ["angular", "euclidean"])
-def test_t36_recall_at_10_on_random_64d(tmp_path: Path, metric: str) -> None:
+@pytest.mark.parametrize(("metric", "shards"), [("angular", 1), ("euclidean", 1), ("angular", 2)])
+def test_t36_recall_at_10_on_random_64d(tmp_path: Path, metric: str, shards: int) -> None:
     ids, x = _data(2000, dim=64, seed=11)
-    store = IndexStore(tmp_path, metric=metric)
+    store = IndexStore(tmp_path, metric=metric, shards=shards)
     store.build(ids, x, {})
     qs = np.random.default_rng(12).normal(size=(100, 64)).astype(np.float32)
     hits = 0
@@ -206,8 +217,9 @@ def test_t36_recall_at_10_on_random_64d(tmp_path: Path, metric: str) -> None:
 
 
 # ----- T38: fresh items and removals before the next build --------------------------------------
-def test_t38_fresh_items_found_and_removed_items_vanish(tmp_path: Path) -> None:
-    store = IndexStore(tmp_path)
+@pytest.mark.parametrize("shards", [1, 2])
+def test_t38_fresh_items_found_and_removed_items_vanish(tmp_path: Path, shards: int) -> None:
+    store = IndexStore(tmp_path, shards=shards)
     ids, x = _data(1000)
     store.build(ids, x, {})
     rng = np.random.default_rng(9)
@@ -231,6 +243,8 @@ def test_t38_fresh_items_found_and_removed_items_vanish(tmp_path: Path) -> None:
     assert not set(gone) & {t for t, _ in store.query(q, 30)}
     assert not set(gone) & {t for t, _ in store.query(x[0], 30)}
     assert store.vector(int(ids[0])) is None and store.vector(int(ids[2])) is not None
+    for k in (2, 3, 998, 999):  # items of either shard map back to their track
+        np.testing.assert_allclose(store.vector(int(ids[k])), x[k], rtol=1e-6)
     assert store.size == 1020 - 4
     # exclude: answers stay full-length
     top = [t for t, _ in store.query(q, 10)]
@@ -303,6 +317,43 @@ def test_t6_damaged_generation_refused_previous_serves(tmp_path: Path, damage: s
     assert _files(tmp_path) == [f"gen-{g:06d}.{e}" for g in (1, 3) for e in ("ann", "ids.npy", "json")]
 
 
+def test_t6_damaged_second_shard_refused_previous_serves(tmp_path: Path) -> None:
+    store = IndexStore(tmp_path, shards=2)
+    ids, x = _data(500)
+    store.build(ids, x, {})
+    store.build(ids + 1, x, {})
+    store.close()
+    shard = tmp_path / "gen-000002.s1.ann"
+    raw = bytearray(shard.read_bytes())
+    raw[len(raw) // 2] ^= 0x10
+    shard.write_bytes(raw)
+    store = IndexStore(tmp_path)
+    assert store.load() == 1 and [g for g, _ in store.load_failures] == [2]
+    assert "gen-000002.s1.ann" in store.load_failures[0][1]
+    assert store.query(x[1], 1)[0][0] == ids[1]  # an item of the second shard, from generation 1
+    shard.unlink()  # a missing shard is refused the same way
+    assert IndexStore(tmp_path).load() == 1
+    store.close()
+
+
+def test_default_shards_and_format_1_manifest(tmp_path: Path) -> None:
+    assert default_shards(SHARD_MIN_ITEMS - 1, cpus=8) == 1
+    assert default_shards(SHARD_MIN_ITEMS, cpus=1) == 1
+    assert default_shards(SHARD_MIN_ITEMS, cpus=2) == default_shards(10**7, cpus=16) == 2
+    # a generation written before shards existed (format 1: one ann_file) still loads
+    ids, x = _data(300)
+    IndexStore(tmp_path).build(ids, x, {})
+    man_path = tmp_path / "gen-000001.json"
+    man = json.loads(man_path.read_text())
+    assert man["format"] == 2 and man["shards"] == 1 and man["ann_files"] == ["gen-000001.ann"]
+    man.update(format=1, ann_file=man.pop("ann_files")[0], ann_sha256=man.pop("ann_sha256")[0])
+    del man["shards"]
+    man_path.write_text(json.dumps(man))
+    store = IndexStore(tmp_path)
+    assert store.load() == 1 and store.load_failures == []
+    assert store.query(x[7], 1)[0][0] == ids[7]
+
+
 def test_t6_expected_meta_mismatch_refused(tmp_path: Path) -> None:
     store = IndexStore(tmp_path)
     ids, x = _data(100)
@@ -345,7 +396,7 @@ def _forge(directory: Path, f: int, metric: str, dim: int, seed: int) -> None:
 
     man_path = directory / "gen-000002.json"
     man = json.loads(man_path.read_text())
-    man["ann_sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+    man["ann_sha256"][0] = hashlib.sha256(path.read_bytes()).hexdigest()
     man_path.write_text(json.dumps(man))
 
 
