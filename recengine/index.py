@@ -3,8 +3,9 @@
 Each build writes a new generation ``gen-NNNNNN`` to ``directory``: the Annoy file (``.ann``; a
 large library is split into shards ``.ann``, ``.s1.ann``, ...), the item -> track_id map
 (``.ids.npy``) and, last, the manifest (``.json``: dim, metric, n_items, shards, n_trees, seed,
-n_jobs, sha256 of every file, the caller's ``meta``). The manifest's rename is the commit point. A generation's files are never rewritten, so a mapped file is never changed under a
-reader (annoy #335, #379). Before a generation is mapped its manifest is checked against the
+n_jobs, sha256 of every file, the caller's ``meta``). The manifest's rename is the commit point.
+A generation's files are never rewritten, so a mapped file is never changed under a reader
+(annoy #335, #379). Before a generation is mapped its manifest is checked against the
 files and the Annoy file's node structure is checked against the manifest's ``f`` and metric
 (every child and leaf entry in range), so a wrong or damaged file is refused instead of
 crashing the process (annoy #394); the previous generation is used instead.
@@ -168,9 +169,10 @@ def search_shards(anns: list[AnnoyIndex], vector: list[float], n: int, search_k:
     Shards after the first run in ``pool`` (when given) while the caller searches the first."""
     if len(anns) == 1:
         return anns[0].get_nns_by_vector(vector, n, search_k, True)
-    search = [lambda a=a: a.get_nns_by_vector(vector, n, search_k, True) for a in anns]
-    later = [pool.submit(f) for f in search[1:]] if pool is not None else []
-    parts = [search[0]()] + ([f.result() for f in later] if later else [f() for f in search[1:]])
+    args = (vector, n, search_k, True)
+    later = [pool.submit(a.get_nns_by_vector, *args) for a in anns[1:]] if pool is not None else []
+    parts = [anns[0].get_nns_by_vector(*args)]
+    parts += [f.result() for f in later] if later else [a.get_nns_by_vector(*args) for a in anns[1:]]
     step = len(anns)
     merged = sorted(
         (d, j * step + s) for s, (items, dists) in enumerate(parts) for j, d in zip(items, dists, strict=True)
@@ -230,6 +232,7 @@ class IndexStore:
         self.metric, self.seed, self.n_jobs = metric, seed, n_jobs
         self._n_trees, self._search_k, self._shards = n_trees, search_k, shards
         self._pool: ThreadPoolExecutor | None = None  # searches shards after the first
+        self._pool_threads = 0
         self.keep_generations = max(1, keep_generations)
         self._fixed_dim = dim  # from the caller: every generation must have it
         self._dim = dim  # of the current generation and the delta
@@ -389,12 +392,13 @@ class IndexStore:
             d[sample[a : a + 16], np.arange(len(q))] = np.inf  # leave the item itself out
             truth += [set(np.argpartition(d[:, j], k)[:k].tolist()) for j in range(len(q))]
         queries = x[sample].tolist()
-        shard_items = max(a.get_n_items() for a in anns)
+        shard_items = anns[0].get_n_items()  # round-robin: the first shard is the largest
+        pool = self._query_pool(len(anns))
         recall = 0.0
         for per_k in PER_K_LADDER:
             sk = search_k_for(per_k, shard_items, n_trees, k)
             hits = sum(
-                len(t & (set(search_shards(anns, q, k + 1, sk, self._query_pool(len(anns)))[0]) - {int(i)}))
+                len(t & (set(search_shards(anns, q, k + 1, sk, pool)[0]) - {int(i)}))
                 for q, t, i in zip(queries, truth, sample, strict=True)
             )
             recall = hits / (k * len(sample))
@@ -409,8 +413,9 @@ class IndexStore:
         if shards < 2:
             return None
         with self._lock:
-            if self._pool is None or self._pool._max_workers < shards - 1:
+            if self._pool_threads < shards - 1:
                 old, self._pool = self._pool, ThreadPoolExecutor(shards - 1, thread_name_prefix="index-shard")
+                self._pool_threads = shards - 1
                 if old is not None:
                     old.shutdown(wait=False)
             return self._pool
@@ -779,6 +784,6 @@ class IndexStore:
                     ann.unload()
             self._loaded.clear()
             self._current = None
-            pool, self._pool = self._pool, None
+            pool, self._pool, self._pool_threads = self._pool, None, 0
         if pool is not None:
             pool.shutdown(wait=True)

@@ -276,8 +276,8 @@ def test_set_delta_replaces_and_empty_generation(tmp_path: Path) -> None:
 
 
 # ----- T6: damaged index files ------------------------------------------------------------------
-def _two_generations(directory: Path) -> tuple[IndexStore, np.ndarray]:
-    store = IndexStore(directory)
+def _two_generations(directory: Path, shards: int | None = None) -> tuple[IndexStore, np.ndarray]:
+    store = IndexStore(directory, shards=shards)
     ids, x = _data(500)
     store.build(ids, x, {})
     store.build(ids + 1, x, {})
@@ -318,11 +318,9 @@ def test_t6_damaged_generation_refused_previous_serves(tmp_path: Path, damage: s
 
 
 def test_t6_damaged_second_shard_refused_previous_serves(tmp_path: Path) -> None:
-    store = IndexStore(tmp_path, shards=2)
-    ids, x = _data(500)
-    store.build(ids, x, {})
-    store.build(ids + 1, x, {})
+    store, x = _two_generations(tmp_path, shards=2)
     store.close()
+    ids, _ = _data(500)
     shard = tmp_path / "gen-000002.s1.ann"
     raw = bytearray(shard.read_bytes())
     raw[len(raw) // 2] ^= 0x10
