@@ -160,6 +160,12 @@ PLAYLISTS = ("lists/stream.m3u8", "lists/album.cue", "lists/radio.pls")  # T27l
 VANISHING = "vanish.mp3"  # T27k
 
 
+def lavfi(ff: str, source: str, out: Path, *args: str) -> None:
+    """Write ``out`` from ffmpeg's lavfi ``source`` with the output ``args``."""
+    cmd = [ff, "-nostdin", "-loglevel", "error", "-y", "-f", "lavfi", "-i", source, *args, str(out)]
+    subprocess.run(cmd, check=True, timeout=60)
+
+
 def make_corpus(root: Path) -> None:
     ff = find_ffmpeg()
     root.mkdir(parents=True, exist_ok=True)
@@ -174,24 +180,7 @@ def make_corpus(root: Path) -> None:
         "#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10,\n/etc/passwd\n#EXT-X-ENDLIST\n"
     )
     for name in ("video.m4a", "video.mp4"):
-        subprocess.run(
-            [
-                ff,
-                "-nostdin",
-                "-loglevel",
-                "error",
-                "-y",
-                "-f",
-                "lavfi",
-                "-i",
-                "color=c=black:s=16x16:d=1",
-                "-c:v",
-                "mpeg4",
-                str(root / name),
-            ],
-            check=True,
-            timeout=60,
-        )
+        lavfi(ff, "color=c=black:s=16x16:d=1", root / name, "-c:v", "mpeg4")
     w = root / "wav"
     w.mkdir()
     (w / "lying.wav").write_bytes(wav(sine(8000, 2.0), 8000, lie=50_000_000))
@@ -201,26 +190,7 @@ def make_corpus(root: Path) -> None:
     (w / "6ch.wav").write_bytes(wav(sine(8000, 2.0, channels=6), 8000))
     (w / "384k.wav").write_bytes(wav(sine(384000, 1.5), 384000))
     (w / "1sample.wav").write_bytes(wav(sine(8000, 1.0)[:1], 8000))
-    subprocess.run(
-        [
-            ff,
-            "-nostdin",
-            "-loglevel",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            "anullsrc=r=8000:cl=mono",
-            "-t",
-            str(SILENT_MINUTES * 60),
-            "-c:a",
-            "flac",
-            str(root / "silent.flac"),
-        ],
-        check=True,
-        timeout=60,
-    )
+    lavfi(ff, "anullsrc=r=8000:cl=mono", root / "silent.flac", "-t", str(SILENT_MINUTES * 60), "-c:a", "flac")
     names = root / "names"
     for i, rel in enumerate(r for r in EXPECTED if r.startswith("names/")):
         encode(tone(200.0 + 50 * i, 1.5), root / rel)

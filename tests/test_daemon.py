@@ -365,15 +365,21 @@ def test_single_instance_status_and_live_add(tmp_path, daemon_run):
     check_invariants(run)
 
 
-def test_sigterm_during_scan_stops_cleanly_and_restart_finishes(tmp_path, daemon_run):
-    """T10: SIGTERM mid-scan: exit 0 within 10 s, no child process left; the restart finishes."""
+def _slow_scan_under_way(tmp_path, daemon_run, min_decodes: int):
+    """A daemon scanning 40 tracks slowly (0.05 s per decode), once ``min_decodes`` files are
+    decoded: (run, the daemon's child pids)."""
     lib = tmp_path / "lib"
     make_tracks(lib, range(40))
     run = daemon_run([lib])
     run.env["COUNT_SLEEP"] = "0.05"
     proc = run.start()
-    wait_for(lambda: len(run.decodes()) >= 6, 30, "the scan to be under way")
-    kids = descendants(proc.pid)
+    wait_for(lambda: len(run.decodes()) >= min_decodes, 30, "the scan to be under way")
+    return run, descendants(proc.pid)
+
+
+def test_sigterm_during_scan_stops_cleanly_and_restart_finishes(tmp_path, daemon_run):
+    """T10: SIGTERM mid-scan: exit 0 within 10 s, no child process left; the restart finishes."""
+    run, kids = _slow_scan_under_way(tmp_path, daemon_run, 6)
     assert len(kids) >= 3, kids  # forkserver (+ resource tracker) and workers
     rc, took = run.stop(signal.SIGTERM)
     assert rc == 0, run.log()
@@ -398,13 +404,7 @@ def test_sigterm_during_scan_stops_cleanly_and_restart_finishes(tmp_path, daemon
 
 def test_kill9_during_scan_restart_completes(tmp_path, daemon_run):
     """T1-lite: kill -9 mid-scan; workers leave; the restart completes with intact invariants."""
-    lib = tmp_path / "lib"
-    make_tracks(lib, range(40))
-    run = daemon_run([lib])
-    run.env["COUNT_SLEEP"] = "0.05"
-    proc = run.start()
-    wait_for(lambda: len(run.decodes()) >= 8, 30, "the scan to be under way")
-    kids = descendants(proc.pid)
+    run, kids = _slow_scan_under_way(tmp_path, daemon_run, 8)
     rc, _ = run.stop(signal.SIGKILL)
     assert rc == -signal.SIGKILL
     wait_for(lambda: not [p for p in kids if pid_alive(p)], 5, "orphaned workers to exit")
