@@ -75,8 +75,9 @@ def scan_child(spec_path: str) -> None:
     """Runs in the child process: open an engine on a fresh data dir, scan, write a JSON summary."""
     started = time.monotonic()
     spec = json.loads(Path(spec_path).read_text())
-    from recengine import Engine, scanner
-    from recengine.audio import plan_windows
+    from recengine import Engine
+    from recengine.analysis.audio import plan_windows
+    from recengine.library import scan as scanner
 
     commit_s: list[float] = []
     worker_cpu_s: list[float] = []

@@ -1,4 +1,4 @@
-"""Benchmark recengine.index.IndexStore on synthetic clustered vectors.
+"""Benchmark recengine.index.store.IndexStore on synthetic clustered vectors.
 
     .venv/bin/python bench/index.py [--sizes 10000,100000,1000000] [--dim 65] [--spectrum 1] [--fresh 1000,10000]
 
@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from recengine.index import IndexStore, search_k_for  # noqa: E402
+from recengine.index.store import IndexStore, search_k_for  # noqa: E402
 
 
 def clustered_vectors(

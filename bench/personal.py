@@ -57,9 +57,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from recengine import Engine  # noqa: E402
 from recengine.default_plugins.diversity import DEFAULTS as DIVERSITY_DEFAULTS  # noqa: E402
-from recengine.history import record  # noqa: E402
 from recengine.models import HistoryEvent  # noqa: E402
-from recengine.similarity import Filters  # noqa: E402
+from recengine.recommend.history import record  # noqa: E402
+from recengine.recommend.similarity import Filters  # noqa: E402
 
 NOW = 1_750_000_000.0  # a fixed "now" so runs are reproducible
 DAY = 86400.0

@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from simmetrics import chance_precision, one_nn, precision_at_k  # noqa: E402
 
 from recengine import Engine  # noqa: E402
-from recengine.vectors import METRIC, Scaler  # noqa: E402
+from recengine.index.vectors import METRIC, Scaler  # noqa: E402
 
 TARGET_P10 = 0.60
 TARGET_1NN = 0.75

@@ -3,7 +3,7 @@
 Layout: ``CORPUS/<label>/<track>``. Each track is decoded the way the engine decodes it (ffmpeg,
 input-side ``-ss`` seeking, N windows of W seconds centred at (i + 0.5) / N of the duration, the
 whole file when it is shorter than N * W, mono float32 at 22050 Hz, concatenated), cached as .npy
-under /tmp/simcache, run through the built-in extractors, assembled by ``recengine.vectors`` and
+under /tmp/simcache, run through the built-in extractors, assembled by ``recengine.index.vectors`` and
 scored with ``bench.simmetrics`` (P@10 and leave-one-out 1-NN, micro and macro, plus chance).
 
 Files ffmpeg's demuxer refuses are decoded with libsndfile (the ``soundfile`` package), as the
@@ -151,7 +151,7 @@ def load_extractors():
 
 def featurise(items, n: int, w: float, extractors) -> tuple[list[dict], dict]:
     blocks, times = [], {e.name: 0.0 for e in extractors}
-    from recengine import dsp
+    from recengine.analysis import dsp
 
     times["dsp_shared"] = 0.0
     for path, _ in items:
@@ -171,7 +171,7 @@ def featurise(items, n: int, w: float, extractors) -> tuple[list[dict], dict]:
 
 
 def score(blocks, labels, weights: dict, metric: str, k: int = 10) -> dict:
-    from recengine.vectors import Scaler
+    from recengine.index.vectors import Scaler
 
     order = [name for name in weights if weights[name] > 0]
     scaler = Scaler.fit(blocks, weights={n: weights[n] for n in order}, order=order)
@@ -192,11 +192,11 @@ def main(argv=None) -> int:
     ap.add_argument("--windows", type=int, default=3)
     ap.add_argument("--window-s", type=float, default=30.0)
     ap.add_argument("--jobs", type=int, default=2)
-    ap.add_argument("--metric", default=None, help="euclidean or angular (default: recengine.vectors.METRIC)")
+    ap.add_argument("--metric", default=None, help="euclidean or angular (default: recengine.index.vectors.METRIC)")
     ap.add_argument("--ablate", action="store_true", help="also score each block alone and leave-one-out")
     args = ap.parse_args(argv)
 
-    from recengine import vectors
+    from recengine.index import vectors
 
     items = list_corpus(args.corpus)
     labels = [lab for _, lab in items]

@@ -4,8 +4,17 @@ The public API for plugin authors and scripts: ``hookimpl`` for plugins, the rec
 and :class:`Engine` (``Engine.open()``) for queries from Python.
 """
 
-from .hookspecs import hookimpl
-from .models import DecodedAudio, HistoryEvent, Playlist, PlaylistEntry, Profile, Recommendation, Tags, Track
+from recengine.models import (
+    DecodedAudio,
+    HistoryEvent,
+    Playlist,
+    PlaylistEntry,
+    Profile,
+    Recommendation,
+    Tags,
+    Track,
+)
+from recengine.plugin.spec import hookimpl
 
 __version__ = "0.1.0"
 
@@ -26,7 +35,7 @@ __all__ = [
 
 def __getattr__(name: str):
     if name == "Engine":  # imported lazily: plugins import recengine for hookimpl only
-        from .engine import Engine
+        from recengine.engine import Engine
 
         return Engine
     raise AttributeError(name)

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import yaml
 
-from . import __version__
-from .audio import DecoderMissing, preflight
-from .catalog import CatalogError
-from .config import ConfigError
+from recengine import __version__
+from recengine.analysis.audio import DecoderMissing, preflight
+from recengine.catalog.db import CatalogError
+from recengine.config.loader import ConfigError
 
 log = logging.getLogger("recengine")
 
@@ -37,7 +37,7 @@ class CommandFailed(Exception):
 
 
 def _open_engine(args):
-    from .engine import Engine
+    from recengine.engine import Engine
 
     return Engine.open(args.config)
 
@@ -89,9 +89,9 @@ def cmd_history(args) -> int:
 
 
 def _import_history(engine, args) -> int:
-    from .history import record
-    from .importers import HistoryImportError, load_history, match_listens, match_rate
-    from .models import HistoryEvent
+    from recengine.importers.formats import HistoryImportError, load_history, match_listens, match_rate
+    from recengine.models import HistoryEvent
+    from recengine.recommend.history import record
 
     tracks = engine.catalog.tracks(present=False)
     total_matched = 0
@@ -154,7 +154,7 @@ def cmd_playlists(args) -> int:
 
 
 def cmd_daemon(args) -> int:
-    from .daemon import AlreadyRunning, Daemon
+    from recengine.service.daemon import AlreadyRunning, Daemon
 
     with _open_engine(args) as engine:
         try:
@@ -164,7 +164,7 @@ def cmd_daemon(args) -> int:
 
 
 def cmd_status(args) -> int:
-    from .daemon import running_pid
+    from recengine.service.daemon import running_pid
 
     with _open_engine(args) as engine:
         data_dir = engine.config.data_dir
@@ -195,8 +195,8 @@ def cmd_status(args) -> int:
 def cmd_play(args) -> int:
     import threading
 
-    from .backends import BackendUnavailable
-    from .player import keep_playing, play_playlist
+    from recengine.playback.backends import BackendUnavailable
+    from recengine.playback.player import keep_playing, play_playlist
 
     with _open_engine(args) as engine:
         try:
@@ -234,8 +234,8 @@ def cmd_failures(args) -> int:
 
 
 def cmd_plugins(args) -> int:
-    from .config import config_path
-    from .engine import load_settings
+    from recengine.config.loader import config_path
+    from recengine.engine import load_settings
 
     path = config_path(args.config)
     _, plugin_set = load_settings(path, report_failures=False)
@@ -256,8 +256,8 @@ def cmd_plugins(args) -> int:
 
 
 def cmd_config(args) -> int:
-    from .config import config_path
-    from .engine import load_settings
+    from recengine.config.loader import config_path
+    from recengine.engine import load_settings
 
     path = config_path(args.config)
     config, plugin_set = load_settings(path, report_failures=False)
@@ -268,8 +268,8 @@ def cmd_config(args) -> int:
         print(yaml.safe_dump(config.nested(), sort_keys=True, allow_unicode=True), end="")
         return EXIT_OK
     problems = []
-    from .playlists import parse_recipes
-    from .registry import collect
+    from recengine.playlists.recipes import parse_recipes
+    from recengine.plugin.registry import collect
 
     parse_recipes(config, writers=set(collect(plugin_set.pm, "playlist_writers", config).names()),
                   scorers=set(collect(plugin_set.pm, "scorers", config).names()))
@@ -291,8 +291,8 @@ def cmd_config(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from .demo import make_demo_library
-    from .engine import Engine
+    from recengine.demo import make_demo_library
+    from recengine.engine import Engine
 
     preflight()
     base = Path(args.dir) if args.dir else Path(tempfile.gettempdir()) / "recengine-demo"
@@ -320,7 +320,7 @@ def _print_demo_neighbours(engine) -> None:
 
 
 def _filters(args):
-    from .similarity import Filters
+    from recengine.recommend.similarity import Filters
 
     return Filters(exclude_artists=set(args.exclude_artist or ()), exclude_albums=set(args.exclude_album or ()),
                    exclude_genres=set(args.exclude_genre or ()), min_duration=args.min_duration,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .testing import SR, chord, encode, noise, pulses, tone
+from recengine.testing import SR, chord, encode, noise, pulses, tone
 
 FORMATS = (".ogg", ".mp3", ".flac", ".opus")
 

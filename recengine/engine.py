@@ -16,10 +16,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from . import config as configmod
-from .catalog import Catalog
-from .plugins import PluginSet, call_each, get_plugin_manager
-from .registry import Registry, collect
+from recengine.catalog.db import Catalog
+from recengine.config import loader as configmod
+from recengine.plugin.manager import PluginSet, call_each, get_plugin_manager
+from recengine.plugin.registry import Registry, collect
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ class Engine:
         for key, value in overrides.items():
             config.values[key.replace("__", ".")] = value
         engine = cls(config, plugins)
-        from .playlists import parse_recipes
+        from recengine.playlists.recipes import parse_recipes
 
         parse_recipes(config, writers=set(engine.writers.names()), scorers=set(engine.scorers.names()))
         return engine
@@ -113,7 +113,7 @@ class Engine:
     @functools.cached_property
     def index(self):
         """The similarity index (loaded, or built on first use), fresh with the catalog."""
-        from .library_index import LibraryIndex
+        from recengine.index.library import LibraryIndex
 
         index = LibraryIndex(self)
         index.open()
@@ -121,8 +121,8 @@ class Engine:
 
     @functools.cached_property
     def playlists(self):
-        """The playlist recipes of the config (:class:`recengine.playlists.Playlists`)."""
-        from .playlists import Playlists
+        """The playlist recipes of the config (:class:`recengine.playlists.recipes.Playlists`)."""
+        from recengine.playlists.recipes import Playlists
 
         return Playlists(self)
 
@@ -132,16 +132,16 @@ class Engine:
                source: str = "api"):
         """Record a play, skip, like, dislike or unlike of ``track`` (id or path) by ``user``;
         durable when this returns."""
-        from .history import record
-        from .models import HistoryEvent
+        from recengine.models import HistoryEvent
+        from recengine.recommend.history import record
 
         tid = self.resolve(track).track_id if not isinstance(track, int) else track
         kw = {"at": at} if at is not None else {}
         return record(self, [HistoryEvent(user, tid, kind, listened_s=listened_s, source=source, **kw)])[0]
 
     def recommend(self, user: str = "default", n: int = 20, **kwargs: Any):
-        """Personal recommendations for ``user`` (see :class:`recengine.recommend.Request`)."""
-        from .recommend import Request, recommend
+        """Personal recommendations for ``user`` (see :class:`recengine.recommend.ranking.Request`)."""
+        from recengine.recommend.ranking import Request, recommend
 
         seeds = [self.resolve(s).track_id for s in kwargs.pop("seeds", [])]
         return recommend(self, Request(user=user, n=n, seeds=seeds, **kwargs))
@@ -149,7 +149,7 @@ class Engine:
     def scan(self, *, update_index: bool = True, **kwargs: Any):
         """Reconcile the library folders with the catalog and featurise what is new or changed;
         then bring the index up to date (rebuilt per ``index.rebuild_after_changes``)."""
-        from .scanner import Scanner
+        from recengine.library.scan import Scanner
 
         report = Scanner(self, progress=kwargs.pop("progress", None)).run(**kwargs)
         changes = report.featurised + report.removed + report.moved
@@ -179,14 +179,14 @@ class Engine:
 
     def similar(self, seeds, n: int = 10, filters=None):
         """Tracks like ``seeds`` (ids or paths), best first, as Recommendations."""
-        from .similarity import Similarity
+        from recengine.recommend.similarity import Similarity
 
         ids = [self.resolve(s).track_id for s in seeds]
         return Similarity(self, self.index).similar(ids, n, filters)
 
     def path(self, a, b, n: int = 12, filters=None):
         """A playlist of ``n`` tracks walking from ``a`` to ``b`` (ids or paths)."""
-        from .similarity import Similarity
+        from recengine.recommend.similarity import Similarity
 
         return Similarity(self, self.index).path(self.resolve(a).track_id, self.resolve(b).track_id, n, filters)
 

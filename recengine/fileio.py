@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from .faults import faultpoint
+from recengine.faults import faultpoint
 
 #: Our temp files are named ``.<target name>.<8 random chars>.tmp`` (see :func:`tempfile.mkstemp`).
 TEMP_SUFFIX = ".tmp"

@@ -1,4 +1,4 @@
-"""Unit tests of the bounded decoder (recengine.audio): window planning, the ffmpeg command line,
+"""Unit tests of the bounded decoder (recengine.analysis.audio): window planning, the ffmpeg command line,
 decoding of real encoded files, tags, and the process runner's limits (RELIABILITY rule 4)."""
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from recengine import audio
-from recengine.audio import (
+from recengine.analysis import audio
+from recengine.analysis.audio import (
     DecodeFailure,
     DecoderMissing,
     check_file,

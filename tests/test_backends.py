@@ -13,15 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from recengine import config as configmod
-from recengine.audio import pid_alive
-from recengine.backends import PLAY_CAP_S, BackendUnavailable, PlayTracker, play_threshold
+from recengine.analysis.audio import pid_alive
+from recengine.config import loader as configmod
 from recengine.default_plugins import command_backend, local_backend, mpd_backend
 from recengine.default_plugins.command_backend import CommandBackend, expand_argv
 from recengine.default_plugins.local_backend import LocalBackend, audio_device_problem
 from recengine.models import HistoryEvent, Track
-from recengine.plugins import get_plugin_manager
-from recengine.registry import collect
+from recengine.playback.backends import PLAY_CAP_S, BackendUnavailable, PlayTracker, play_threshold
+from recengine.plugin.manager import get_plugin_manager
+from recengine.plugin.registry import collect
 from recengine.testing import encode, tone, wait_for
 
 pytestmark = pytest.mark.timeout(60)

@@ -27,8 +27,8 @@ import numpy as np
 import pytest
 import yaml
 
-from recengine.audio import DecodeFailure, decode, find_ffmpeg, pid_alive
-from recengine.scanner import Scanner, ScanReport
+from recengine.analysis.audio import DecodeFailure, decode, find_ffmpeg, pid_alive
+from recengine.library.scan import Scanner, ScanReport
 from recengine.testing import encode, tone
 
 from .conftest import make_engine

@@ -7,7 +7,7 @@ import sqlite3
 import numpy as np
 import pytest
 
-from recengine.catalog import MIGRATIONS, SCHEMA_VERSION, Catalog, CatalogError
+from recengine.catalog.db import MIGRATIONS, SCHEMA_VERSION, Catalog, CatalogError
 from recengine.models import HistoryEvent, Tags
 
 

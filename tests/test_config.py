@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from recengine.config import REDACTED, ConfigError, OptionSpec, build_config, core_options, read_yaml
+from recengine.config.loader import REDACTED, ConfigError, OptionSpec, build_config, core_options, read_yaml
 from recengine.engine import load_settings
 
 

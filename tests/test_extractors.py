@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from recengine import dsp
+from recengine.analysis import dsp
 from recengine.default_plugins import dynamics, rhythm, spectral, timbre, tonal
 
 SR = 22050

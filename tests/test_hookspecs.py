@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 
 import recengine
-from recengine import hookspecs
 from recengine.engine import Engine
-from recengine.plugins import hook_names
+from recengine.plugin import spec as hookspecs
+from recengine.plugin.manager import hook_names
 from recengine.testing import temp_plugin, tone
 
 from .conftest import make_engine
@@ -227,7 +227,7 @@ def test_hook_history_recorded(styled):
 def test_hook_startup_and_shutdown(tmp_path, styled_library, styled_data):
     import shutil
 
-    from recengine.daemon import Daemon
+    from recengine.service.daemon import Daemon
 
     shutil.copytree(styled_data, tmp_path / "data")
     calls = []

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from recengine.importers import (
+from recengine.importers.formats import (
     HistoryImportError,
     Listen,
     detect_format,

@@ -1,4 +1,4 @@
-"""recengine.index: immutable Annoy generations with a fresh delta (RELIABILITY.md rule 7).
+"""recengine.index.store: immutable Annoy generations with a fresh delta (RELIABILITY.md rule 7).
 
 T6, T7, T33-T36, T38; T37 (ids up to 1e9) is covered by the id tests here, its RSS bound by bench.
 """
@@ -20,7 +20,14 @@ from annoy import AnnoyIndex
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from recengine.index import MAX_NORM, MIN_NORM, SHARD_MIN_ITEMS, IndexStore, check_annoy_file, default_shards
+from recengine.index.store import (
+    MAX_NORM,
+    MIN_NORM,
+    SHARD_MIN_ITEMS,
+    IndexStore,
+    check_annoy_file,
+    default_shards,
+)
 
 DIM = 8
 
@@ -366,7 +373,7 @@ _LOADER = textwrap.dedent(
     """
     import sys, json
     import numpy as np
-    from recengine.index import IndexStore
+    from recengine.index.store import IndexStore
     store = IndexStore(sys.argv[1])
     gen = store.load()
     res = store.query(np.ones(int(sys.argv[2]), np.float32), 5)
@@ -421,7 +428,7 @@ def test_t7_wrong_f_or_metric_refused_without_crash(tmp_path: Path, f: int, metr
 def test_failed_build_keeps_current_generation_and_leaves_no_files(tmp_path: Path, monkeypatch) -> None:
     import errno
 
-    import recengine.index as index_mod
+    import recengine.index.store as index_mod
 
     store = IndexStore(tmp_path)
     ids, x = _data(200)
@@ -446,7 +453,7 @@ _CRASHER = textwrap.dedent(
     """
     import sys
     import numpy as np
-    from recengine.index import IndexStore
+    from recengine.index.store import IndexStore
     store = IndexStore(sys.argv[1])
     store.load()
     rng = np.random.default_rng(0)

@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from recengine.backends import BackendUnavailable
 from recengine.default_plugins.m3u8 import M3U8Writer
 from recengine.default_plugins.mpd_backend import MPDBackend
 from recengine.models import PathProfile, Playlist, PlaylistEntry, Track
-from recengine.mpd_client import MPDClient, MPDCommandError, MPDConnectionError, quote, songs
+from recengine.playback.backends import BackendUnavailable
+from recengine.playback.mpd_client import MPDClient, MPDCommandError, MPDConnectionError, quote, songs
 from recengine.testing import encode, tone, wait_for
 
 MPD = shutil.which("mpd")
@@ -412,8 +412,8 @@ def test_play_with_record_starts_a_watcher(mpd, server, library):
 def test_daemon_follows_the_mpd_player_and_records_history(server, library, tmp_path):
     """daemon.watch_backend: a track played through MPD becomes a play in the catalog, through
     the daemon (no backend object in the test), and the daemon stops cleanly."""
-    from recengine.daemon import Daemon
     from recengine.engine import Engine
+    from recengine.service.daemon import Daemon
 
     music, _ = library
     with server.client() as c:

@@ -8,8 +8,8 @@ import textwrap
 import pytest
 
 import recengine
-from recengine.plugins import DEFAULT_PLUGINS, call_each, get_plugin_manager, hook_names
-from recengine.registry import collect
+from recengine.plugin.manager import DEFAULT_PLUGINS, call_each, get_plugin_manager, hook_names
+from recengine.plugin.registry import collect
 
 from .conftest import PLUGIN_FIXTURES
 

@@ -6,9 +6,9 @@ import time
 
 import pytest
 
-from recengine.history import build_profile
 from recengine.models import HistoryEvent
-from recengine.recommend import Request, recommend
+from recengine.recommend.history import build_profile
+from recengine.recommend.ranking import Request, recommend
 
 
 def ids_of(engine, style: str) -> list[int]:

@@ -15,8 +15,8 @@ import pytest
 
 import recengine
 from recengine.engine import Engine
+from recengine.library.scan import SENTINEL
 from recengine.models import HistoryEvent
-from recengine.scanner import SENTINEL
 from recengine.testing import encode, noise, tone, write_counting_plugin
 
 
@@ -261,14 +261,14 @@ def test_file_changed_during_analysis_is_not_stored_with_stale_features(tmp_path
     lib = tmp_path / "lib"
     path = encode(tone(300, 1.5), lib / "a.wav")
     with open_engine(tmp_path, [lib], counting.dir) as engine:
-        from recengine.scanner import Scanner, ScanReport
+        from recengine.library.scan import Scanner, ScanReport
 
         scanner = Scanner(engine, progress=False)
         report = ScanReport()
         scanner.reconcile(report)
         jobs = scanner.jobs()
         encode(tone(900, 2.0), path)  # the file changes after it was listed
-        from recengine.featurize import WorkerSettings, _Worker, featurize_one
+        from recengine.analysis.featurise import WorkerSettings, _Worker, featurize_one
 
         worker = _Worker(WorkerSettings(None, engine.config.raw, dict(os.environ)))
         result = featurize_one(jobs[0], worker)

@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from recengine import vectors
 from recengine.default_plugins import dynamics, rhythm, spectral, timbre, tonal
-from recengine.vectors import Scaler, is_usable
+from recengine.index import vectors
+from recengine.index.vectors import Scaler, is_usable
 
 from .test_extractors import SR, chord, pink, pulse_train, tone, white
 
@@ -180,7 +180,7 @@ def test_same_kind_of_sound_is_nearer_than_a_different_one():
 
 
 def test_projection_keeps_neighbours_and_round_trips():
-    from recengine.vectors import Projection
+    from recengine.index.vectors import Projection
 
     rng = np.random.default_rng(5)
     centres = rng.normal(size=(8, 200))

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from recengine import watcher as watcher_mod
-from recengine.watcher import LibraryWatcher
+from recengine.library import watcher as watcher_mod
+from recengine.library.watcher import LibraryWatcher
 
 EXT = frozenset({".wav", ".flac", ".mp3"})
 WAV = b"RIFF\x24\x00\x00\x00WAVEfmt " + bytes(64)
@@ -163,7 +163,7 @@ def test_t16_dead_emitter_restarted_and_reconciled(lib, make_watcher, caplog):
 
     emitter.queue_events = queue_events
     (lib / "wake.wav").write_bytes(WAV)  # unblocks the pending read; the next call raises
-    with caplog.at_level(logging.CRITICAL, logger="recengine.watcher"):
+    with caplog.at_level(logging.CRITICAL, logger="recengine.library.watcher"):
         assert wait_for(lambda: not emitter.is_alive())
         assert wait_for(lambda: "watcher restarted" in rec.reasons, timeout=4)
     assert w.health()["restarts"] == 1
@@ -289,7 +289,7 @@ def test_polling_forced_reports_files(lib, make_watcher):
 
 
 def test_network_fs_type_injected_uses_polling(lib, make_watcher, caplog):
-    with caplog.at_level(logging.INFO, logger="recengine.watcher"):
+    with caplog.at_level(logging.INFO, logger="recengine.library.watcher"):
         w, rec = make_watcher(fs_type=lambda p: "cifs", poll_settle_s=0.4)
     root = w.health()["roots"][str(lib)]
     assert root["mode"] == "polling" and "cifs" in root["why"]
@@ -301,7 +301,7 @@ def test_network_fs_type_injected_uses_polling(lib, make_watcher, caplog):
 
 def test_watch_limit_falls_back_to_polling(lib, make_watcher, monkeypatch, caplog):
     monkeypatch.setattr(watcher_mod, "_watch_limit_reached", lambda path: True)
-    with caplog.at_level(logging.WARNING, logger="recengine.watcher"):
+    with caplog.at_level(logging.WARNING, logger="recengine.library.watcher"):
         w, rec = make_watcher(poll_settle_s=0.4)
     root = w.health()["roots"][str(lib)]
     assert root["mode"] == "polling" and "limit" in root["why"]

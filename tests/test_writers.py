@@ -17,13 +17,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from recengine import hookspecs
 from recengine.default_plugins import m3u8, xspf
 from recengine.default_plugins.m3u8 import M3U8Writer, apply_prefix_map, map_path
 from recengine.default_plugins.xspf import XSPFWriter
 from recengine.fileio import atomic_write
 from recengine.models import PathProfile, Playlist, PlaylistEntry
-from recengine.registry import collect
+from recengine.plugin import spec as hookspecs
+from recengine.plugin.registry import collect
 
 GOLDEN = Path(__file__).parent / "golden"
 NS = {"x": "http://xspf.org/ns/0/"}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from recengine.hookspecs import hookimpl
+from recengine.plugin.spec import hookimpl
 
 
 class DiscoveryScorer:

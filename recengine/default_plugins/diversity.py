@@ -16,8 +16,8 @@ from pathlib import PurePath
 
 import numpy as np
 
-from recengine.hookspecs import hookimpl
-from recengine.similarity import distance
+from recengine.plugin.spec import hookimpl
+from recengine.recommend.similarity import distance
 
 DEFAULTS = {
     "max_per_artist": 2,

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from recengine import dsp
-from recengine.hookspecs import hookimpl
+from recengine.analysis import dsp
+from recengine.plugin.spec import hookimpl
 
 SILENT_DB = -60.0
 ACTIVE_DB = -70.0

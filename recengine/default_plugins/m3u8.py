@@ -27,8 +27,8 @@ import unicodedata
 from pathlib import Path, PurePosixPath
 
 from recengine.fileio import read_head
-from recengine.hookspecs import hookimpl
 from recengine.models import PathProfile, Playlist, PlaylistEntry
+from recengine.plugin.spec import hookimpl
 
 log = logging.getLogger(__name__)
 

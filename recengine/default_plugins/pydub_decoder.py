@@ -1,4 +1,4 @@
-"""The default decoder: ffmpeg (as pydub finds it) through the bounded runner in ``recengine.audio``.
+"""The default decoder: ffmpeg (as pydub finds it) through the bounded runner in ``recengine.analysis.audio``.
 
 ``trylast``: a plugin's ``load_audio`` runs first and wins by returning a ``DecodedAudio``.
 """
@@ -8,8 +8,8 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
-from recengine.audio import decode, find_ffmpeg
-from recengine.hookspecs import hookimpl
+from recengine.analysis.audio import decode, find_ffmpeg
+from recengine.plugin.spec import hookimpl
 
 
 @functools.cache

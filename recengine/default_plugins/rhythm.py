@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from recengine import dsp
-from recengine.hookspecs import hookimpl
+from recengine.analysis import dsp
+from recengine.plugin.spec import hookimpl
 
 MIN_BPM, MAX_BPM, PRIOR_BPM = 40.0, 240.0, 120.0
 MAX_LAG_S = 2.0

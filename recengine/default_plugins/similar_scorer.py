@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from recengine.hookspecs import hookimpl
-from recengine.similarity import closeness, distance
+from recengine.plugin.spec import hookimpl
+from recengine.recommend.similarity import closeness, distance
 
 
 class SimilarScorer:

@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from recengine import dsp
-from recengine.hookspecs import hookimpl
+from recengine.analysis import dsp
+from recengine.plugin.spec import hookimpl
 
 BAND_EDGES_HZ = (0.0, 200.0, 400.0, 800.0, 1600.0, 3200.0, 6400.0, 11025.0)
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from recengine.hookspecs import hookimpl
-from recengine.similarity import distance
+from recengine.plugin.spec import hookimpl
+from recengine.recommend.similarity import distance
 
 TOP_POSITIVES = 5  # pull: weighted mean similarity to the nearest few positives
 POSITIVE_WEIGHT_FLOOR = 0.5  # a positive counts with floor + (1 - floor) * its weight / the largest

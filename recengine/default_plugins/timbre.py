@@ -1,6 +1,6 @@
 """Timbre: a vector embedding of the Gaussian of MFCC frames, plus MFCC change statistics.
 
-Block (270 dims, all from the shared analysis in :mod:`recengine.dsp`):
+Block (270 dims, all from the shared analysis in :mod:`recengine.analysis.dsp`):
 
 - 20: mean of the 20 MFCCs (coefficient 0, overall level, included),
 - 210: upper triangle of the matrix logarithm of their covariance (regularised by 1e-3 * I),
@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from recengine import dsp
-from recengine.hookspecs import hookimpl
+from recengine.analysis import dsp
+from recengine.plugin.spec import hookimpl
 
 COV_REG = 1e-3
 

@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from recengine import dsp
-from recengine.hookspecs import hookimpl
+from recengine.analysis import dsp
+from recengine.plugin.spec import hookimpl
 
 PITCH_CLASSES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 KK_MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])

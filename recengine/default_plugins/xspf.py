@@ -32,8 +32,8 @@ from xml.etree.ElementTree import ParseError, XMLPullParser
 
 from recengine.default_plugins.m3u8 import MARKER_SCAN_BYTES, clean_text, map_path
 from recengine.fileio import read_head
-from recengine.hookspecs import hookimpl
 from recengine.models import PathProfile, Playlist
+from recengine.plugin.spec import hookimpl
 
 XSPF_NS = "http://xspf.org/ns/0/"
 #: ``rel`` of the ``<meta>`` element that carries recengine's ownership marker.

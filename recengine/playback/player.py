@@ -14,8 +14,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from .history import record as record_events
-from .models import HistoryEvent, Track
+from recengine.models import HistoryEvent, Track
+from recengine.recommend.history import record as record_events
 
 log = logging.getLogger(__name__)
 

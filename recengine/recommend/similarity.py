@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .models import Recommendation, Track
+from recengine.models import Recommendation, Track
 
 #: Below this distance two tracks are the same audio (another encoding or copy).
 DUPLICATE_DISTANCE = 1e-3
@@ -68,7 +68,7 @@ def closeness(d: float, metric: str) -> float:
 
 
 class Similarity:
-    """Queries over an engine's :class:`~recengine.library_index.LibraryIndex`."""
+    """Queries over an engine's :class:`~recengine.index.library.LibraryIndex`."""
 
     def __init__(self, engine, index):
         self.engine = engine

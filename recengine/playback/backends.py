@@ -35,7 +35,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import IO
 
-from .models import HistoryEvent, Track
+from recengine.models import HistoryEvent, Track
 
 log = logging.getLogger(__name__)
 

@@ -23,10 +23,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .audio import preflight
-from .fileio import atomic_write
-from .scanner import Scanner, ScanReport
-from .watcher import LibraryWatcher
+from recengine.analysis.audio import preflight
+from recengine.fileio import atomic_write
+from recengine.library.scan import Scanner, ScanReport
+from recengine.library.watcher import LibraryWatcher
 
 log = logging.getLogger(__name__)
 
@@ -148,8 +148,8 @@ class Daemon:
     def _sweep_temps(self) -> None:
         """Holding the data dir's lock, remove every temp file a crash left behind (index and
         playlist folders); other processes only ever sweep temps older than an hour."""
-        from .fileio import sweep_stale_temps
-        from .index import IndexStore
+        from recengine.fileio import sweep_stale_temps
+        from recengine.index.store import IndexStore
 
         IndexStore(self.engine.config.data_dir / "index").sweep_temps(min_age_s=0)
         for output in self.engine.playlists.outputs.values():
@@ -180,7 +180,7 @@ class Daemon:
         cfg = self.engine.config
         if not cfg["daemon.watch_backend"]:
             return
-        from .player import choose, keep_playing
+        from recengine.playback.player import choose, keep_playing
 
         try:
             backend = choose(self.engine)

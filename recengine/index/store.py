@@ -52,8 +52,8 @@ from pathlib import Path
 import numpy as np
 from annoy import AnnoyIndex
 
-from .faults import faultpoint
-from .fileio import atomic_write, fsync_dir, sweep_stale_temps
+from recengine.faults import faultpoint
+from recengine.fileio import atomic_write, fsync_dir, sweep_stale_temps
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ import math
 import time
 from collections.abc import Iterable
 
-from .models import EVENT_KINDS, HistoryEvent, Profile
+from recengine.models import EVENT_KINDS, HistoryEvent, Profile
 
 HALF_LIFE_DAYS = 60.0
 LIKE_WEIGHT = 3.0

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .models import DecodedAudio, Tags
+from recengine.models import DecodedAudio, Tags
 
 log = logging.getLogger(__name__)
 

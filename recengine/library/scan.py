@@ -23,8 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .catalog import TrackFile
-from .featurize import FeatureJob, FeaturePool, FeatureResult, WorkerSettings
+from recengine.analysis.featurise import FeatureJob, FeaturePool, FeatureResult, WorkerSettings
+from recengine.catalog.db import TrackFile
 
 log = logging.getLogger(__name__)
 

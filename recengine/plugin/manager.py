@@ -32,7 +32,7 @@ from typing import Any
 
 import pluggy
 
-from . import hookspecs
+from recengine.plugin import spec as hookspecs
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ def _split_env_list(value: str) -> list[str]:
 
 
 def _recengine_version() -> str:
-    from . import __version__
+    from recengine import __version__
 
     return __version__
 
@@ -249,7 +249,7 @@ def call_each(pm: pluggy.PluginManager, hook_name: str, **kwargs: Any) -> list[t
 
 
 def hook_names() -> list[str]:
-    """Every hook declared in :mod:`recengine.hookspecs`."""
+    """Every hook declared in :mod:`recengine.plugin.spec`."""
     return sorted(
         name for name, fn in inspect.getmembers(hookspecs, inspect.isfunction)
         if hasattr(fn, hookspecs.PROJECT + "_spec")

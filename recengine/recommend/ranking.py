@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from .history import profile_for
-from .models import Profile, Recommendation, Track
-from .similarity import Filters
+from recengine.models import Profile, Recommendation, Track
+from recengine.recommend.history import profile_for
+from recengine.recommend.similarity import Filters
 
 log = logging.getLogger(__name__)
 

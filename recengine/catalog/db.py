@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .faults import faultpoint
-from .models import HistoryEvent, Tags, Track
+from recengine.faults import faultpoint
+from recengine.models import HistoryEvent, Tags, Track
 
 log = logging.getLogger(__name__)
 

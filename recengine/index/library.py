@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from .index import IndexStore
-from .vectors import METRIC, Projection, Scaler
+from recengine.index.store import IndexStore
+from recengine.index.vectors import METRIC, Projection, Scaler
 
 log = logging.getLogger(__name__)
 

@@ -18,11 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import ConfigError
-from .fileio import atomic_write, sweep_stale_temps
-from .models import PathProfile, Playlist, PlaylistEntry, Recommendation
-from .recommend import DEFAULT_STRATEGIES, Request, recommend
-from .similarity import Filters
+from recengine.config.loader import ConfigError
+from recengine.fileio import atomic_write, sweep_stale_temps
+from recengine.models import PathProfile, Playlist, PlaylistEntry, Recommendation
+from recengine.recommend.ranking import DEFAULT_STRATEGIES, Request, recommend
+from recengine.recommend.similarity import Filters
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ class Recipe:
 
 
 def _unknown_keys(source: str, key: str, given: dict, allowed: set[str]) -> None:
-    from .config import _unknown
+    from recengine.config.loader import _unknown
 
     for k in given:
         if k not in allowed:
@@ -151,7 +151,7 @@ def parse_recipes(config, *, writers: set[str] | None = None, scorers: set[str] 
             raise ConfigError(source, f"{key}.strategies", "expected {strategy name: weight}")
         for s in strategies:
             if scorers is not None and s not in scorers:
-                from .config import _unknown
+                from recengine.config.loader import _unknown
 
                 raise _unknown(source, f"{key}.strategies.{s}", s, sorted(scorers))
         r.strategies = {str(k): float(v) for k, v in strategies.items()}

@@ -10,7 +10,7 @@ Conventions (as in pytest and simonw/llm):
   arguments named here, so new arguments can be added without breaking plugins.
 - ``register_*`` hooks receive a ``register`` callback (and, if they ask for it, the validated
   ``config``, so a plugin can build its objects from its own settings). The host checks what is
-  registered (the protocol in ``recengine.registry``), rejects duplicate names, and records which
+  registered (the protocol in ``recengine.plugin.registry``), rejects duplicate names, and records which
   plugin owns it.
 - Decisions ("who decodes this file?") are ``firstresult`` hooks whose built-in is ``trylast``, so a
   plugin's implementation runs first and wins by returning something other than ``None``.
@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:  # pragma: no cover - imports for annotations only
-    from .config import Config, OptionSpec
-    from .models import DecodedAudio, HistoryEvent, Track
+    from recengine.config.loader import Config, OptionSpec
+    from recengine.models import DecodedAudio, HistoryEvent, Track
 
 PROJECT = "recengine"
 
@@ -129,7 +129,7 @@ def load_audio(path: Path, config: Config) -> DecodedAudio | None:
     """Decode ``path`` into analysis samples, or return ``None`` to let the next decoder try.
 
     firstresult: the first non-``None`` result is used. The built-in pydub/ffmpeg decoder is
-    ``trylast``; a plugin decoder runs before it. Raise ``recengine.audio.DecodeFailure`` with a
+    ``trylast``; a plugin decoder runs before it. Raise ``recengine.analysis.audio.DecodeFailure`` with a
     reason class from ``recengine.models.FAILURE_REASONS`` for a file that cannot be decoded.
 
     Called in: a scan worker process, one file at a time. Must be bounded in time and memory.

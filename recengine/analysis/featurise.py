@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from .audio import (
+from recengine.analysis.audio import (
     DecodeFailure,
     DecoderMissing,
     decode_batch,
@@ -30,8 +30,8 @@ from .audio import (
     read_tags,
     sweep_batch_dirs,
 )
-from .faults import faultpoint
-from .models import Tags
+from recengine.faults import faultpoint
+from recengine.models import Tags
 
 log = logging.getLogger(__name__)
 
@@ -75,11 +75,11 @@ class _Worker:
     """Per-process state: the plugin manager, config and extractors, built once per worker."""
 
     def __init__(self, settings: WorkerSettings):
-        from .engine import load_settings
+        from recengine.engine import load_settings
 
         self.config, self.plugins = load_settings(
             Path(settings.config_path) if settings.config_path else None, settings.raw, env=settings.env)
-        from .registry import collect
+        from recengine.plugin.registry import collect
 
         self.extractors = collect(self.plugins.pm, "extractors", self.config)
         sweep_batch_dirs()  # scratch folders of workers that were killed mid-batch
@@ -191,7 +191,7 @@ def featurize_one(job: FeatureJob, worker: _Worker | None = None) -> FeatureResu
 def featurize_jobs(jobs: list[FeatureJob], worker: _Worker | None = None) -> list[FeatureResult]:
     """Several jobs in one call (runs in a worker process). When the built-in decoder is the only
     ``load_audio`` implementation, their files are decoded by one ffmpeg process
-    (:func:`recengine.audio.decode_batch`: same samples, one process start instead of several);
+    (:func:`recengine.analysis.audio.decode_batch`: same samples, one process start instead of several);
     otherwise, or for a single job, each goes through the hook on its own."""
     worker = worker or _worker
     assert worker is not None, "worker not initialised"
@@ -226,7 +226,7 @@ class FeaturePool:
         for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
             os.environ.setdefault(var, "1")
         ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["recengine.featurize", "numpy", "scipy.fft"])
+        ctx.set_forkserver_preload(["recengine.analysis.featurise", "numpy", "scipy.fft"])
         return cf.ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init_worker,
                                       initargs=(self.settings,), max_tasks_per_child=TASKS_PER_WORKER)
 

@@ -31,7 +31,7 @@ from functools import lru_cache
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from .models import Track
+from recengine.models import Track
 
 FORMATS = ("listenbrainz", "lastfm", "scrobbler")
 
