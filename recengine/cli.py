@@ -235,7 +235,7 @@ def cmd_failures(args) -> int:
 
 def cmd_plugins(args) -> int:
     from recengine.config.loader import config_path
-    from recengine.engine import load_settings
+    from recengine.plugin.boot import load_settings
 
     path = config_path(args.config)
     _, plugin_set = load_settings(path, report_failures=False)
@@ -257,7 +257,7 @@ def cmd_plugins(args) -> int:
 
 def cmd_config(args) -> int:
     from recengine.config.loader import config_path
-    from recengine.engine import load_settings
+    from recengine.plugin.boot import load_settings
 
     path = config_path(args.config)
     config, plugin_set = load_settings(path, report_failures=False)

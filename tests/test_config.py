@@ -7,7 +7,7 @@ import time
 import pytest
 
 from recengine.config.loader import REDACTED, ConfigError, OptionSpec, build_config, core_options, read_yaml
-from recengine.engine import load_settings
+from recengine.plugin.boot import load_settings
 
 
 def write(tmp_path, text: str, name: str = "config.yaml"):

@@ -75,7 +75,7 @@ class _Worker:
     """Per-process state: the plugin manager, config and extractors, built once per worker."""
 
     def __init__(self, settings: WorkerSettings):
-        from recengine.engine import load_settings
+        from recengine.plugin.boot import load_settings
 
         self.config, self.plugins = load_settings(
             Path(settings.config_path) if settings.config_path else None, settings.raw, env=settings.env)
