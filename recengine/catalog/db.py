@@ -135,8 +135,13 @@ def _v3(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX features_created ON features(created_at)")
 
 
+def _v4(db: sqlite3.Connection) -> None:
+    """Index generations are described by their manifests on disk alone (the table was never read)."""
+    db.execute("DROP TABLE IF EXISTS index_generations")
+
+
 #: MIGRATIONS[i] takes the schema from version i to i + 1.
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_v1, _v2, _v3)
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_v1, _v2, _v3, _v4)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -561,6 +566,20 @@ class Catalog:
             sql += " AND u.name=?"
             params.append(user)
         return [HistoryEvent(*r) for r in self.query(sql + " ORDER BY e.at, e.event_id", params)]
+
+    # playlists ------------------------------------------------------------------------------------
+
+    def record_playlist_written(self, name: str, path: str, marker: str, content_hash: str,
+                                written_at: float) -> None:
+        """Remember that playlist ``name`` was written to ``path`` (``content_hash``: sha256 of its bytes)."""
+        with self.write() as db:
+            db.execute("INSERT OR REPLACE INTO playlists(name, path, marker, content_hash, written_at) "
+                       "VALUES (?, ?, ?, ?, ?)", (name, path, marker, content_hash, written_at))
+
+    def playlist_files(self) -> list[tuple[str, str, str, float]]:
+        """``(name, path, content_hash, written_at)`` of every playlist file written, newest first."""
+        return [tuple(r) for r in self.query(
+            "SELECT name, path, content_hash, written_at FROM playlists ORDER BY written_at DESC")]
 
     # meta -----------------------------------------------------------------------------------------
 

@@ -104,9 +104,6 @@ class LibraryIndex:
             self.changes_since_build = 0
             self.refresh()
             log.info("index generation %d: %d tracks in %.1f s", number, len(ids), time.time() - started)
-            with catalog.write() as db:
-                db.execute("INSERT OR REPLACE INTO index_generations VALUES (?, ?, ?, ?)",
-                           (number, len(ids), started, f'{{"metric": "{self.metric}"}}'))
         self.engine.emit("index_rebuilt", generation=number, size=len(ids))
         return number
 

@@ -10,6 +10,7 @@ user's file of the same name is left alone and ours goes to ``<name> (recengine)
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import logging
 import re
 import time
@@ -281,10 +282,8 @@ class Playlists:
             data = writer.render(playlist, out.profile, path)
             if atomic_write(path, data, fault="mid_playlist_write"):
                 changed.append(path)
-                with self.engine.catalog.write() as db:
-                    db.execute("INSERT OR REPLACE INTO playlists(name, path, marker, content_hash, written_at) "
-                               "VALUES (?, ?, ?, ?, ?)", (recipe.name, str(path), self.marker, str(hash(data)),
-                                                         time.time()))
+                self.engine.catalog.record_playlist_written(
+                    recipe.name, str(path), self.marker, hashlib.sha256(data).hexdigest(), time.time())
                 self.engine.emit("playlist_written", name=recipe.name, path=path)
         return changed
 
