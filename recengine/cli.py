@@ -21,7 +21,7 @@ import yaml
 from recengine import __version__
 from recengine.analysis.audio import DecoderMissing, preflight
 from recengine.catalog.db import CatalogError
-from recengine.config.loader import ConfigError
+from recengine.config import ConfigError
 
 log = logging.getLogger("recengine")
 
@@ -234,7 +234,7 @@ def cmd_failures(args) -> int:
 
 
 def cmd_plugins(args) -> int:
-    from recengine.config.loader import config_path
+    from recengine.config import config_path
     from recengine.plugin.boot import load_settings
 
     path = config_path(args.config)
@@ -256,7 +256,7 @@ def cmd_plugins(args) -> int:
 
 
 def cmd_config(args) -> int:
-    from recengine.config.loader import config_path
+    from recengine.config import config_path
     from recengine.plugin.boot import load_settings
 
     path = config_path(args.config)

@@ -16,8 +16,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from recengine import config as configmod
 from recengine.catalog.db import Catalog
-from recengine.config import loader as configmod
 from recengine.plugin.boot import load_settings
 from recengine.plugin.manager import PluginSet, call_each
 from recengine.plugin.registry import Registry, collect

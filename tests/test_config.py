@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from recengine.config.loader import REDACTED, ConfigError, OptionSpec, build_config, core_options, read_yaml
+from recengine.config import REDACTED, ConfigError, OptionSpec, build_config, core_options, read_yaml
 from recengine.plugin.boot import load_settings
 
 

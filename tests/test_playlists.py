@@ -6,7 +6,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from recengine.config.loader import ConfigError
+from recengine.config import ConfigError
 from recengine.engine import Engine
 
 from .conftest import make_engine

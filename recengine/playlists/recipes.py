@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from recengine.config.loader import ConfigError
+from recengine.config import ConfigError
 from recengine.fileio import atomic_write, sweep_stale_temps
 from recengine.models import PathProfile, Playlist, PlaylistEntry, Recommendation
 from recengine.recommend.ranking import DEFAULT_STRATEGIES, Request, recommend
@@ -70,7 +70,7 @@ class Recipe:
 
 
 def _unknown_keys(source: str, key: str, given: dict, allowed: set[str]) -> None:
-    from recengine.config.loader import _unknown
+    from recengine.config import unknown_key_error as _unknown
 
     for k in given:
         if k not in allowed:
@@ -152,7 +152,7 @@ def parse_recipes(config, *, writers: set[str] | None = None, scorers: set[str] 
             raise ConfigError(source, f"{key}.strategies", "expected {strategy name: weight}")
         for s in strategies:
             if scorers is not None and s not in scorers:
-                from recengine.config.loader import _unknown
+                from recengine.config import unknown_key_error as _unknown
 
                 raise _unknown(source, f"{key}.strategies.{s}", s, sorted(scorers))
         r.strategies = {str(k): float(v) for k, v in strategies.items()}

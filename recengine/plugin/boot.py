@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from recengine.config import loader as configmod
+from recengine import config as configmod
 from recengine.plugin.manager import PluginSet, get_plugin_manager
 
 log = logging.getLogger(__name__)

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:  # pragma: no cover - imports for annotations only
-    from recengine.config.loader import Config, OptionSpec
+    from recengine.config import Config, OptionSpec
     from recengine.models import DecodedAudio, HistoryEvent, Track
 
 PROJECT = "recengine"
