@@ -71,8 +71,31 @@ def test_env_secret_is_expanded_and_redacted_when_shown(tmp_path):
     assert config["plugins.mpd.password"] == "hunter2"
     assert config.nested()["plugins"]["mpd"]["password"] == REDACTED
     assert "hunter2" not in repr(config.nested())
+    unset = build_config(path, spec, env={}, loaded_plugins={"mpd"})  # an unset variable is no error yet
     with pytest.raises(ConfigError, match="plugins.mpd.password: environment variable MPD_PASS is not set"):
-        build_config(path, spec, env={}, loaded_plugins={"mpd"})
+        unset["plugins.mpd.password"]  # ... only where its value is used
+
+
+def test_unset_variable_for_an_unused_backend_breaks_nothing(tmp_path):
+    """Issue 12 item 15: ``${MPD_PASSWORD}`` unset with ``backend: null`` must not stop every command."""
+    spec = core_options()
+    spec.add("plugins.mpd.password", "str", "", "MPD password", secret=True)
+    path = write(tmp_path, "backend: 'null'\nplugins:\n  mpd:\n    password: ${MPD_PASSWORD}\n")
+    config = build_config(path, spec, env={}, loaded_plugins={"mpd"})
+    assert config["backend"] == "null"
+    shown = config.nested(redact=False)["plugins"]["mpd"]["password"]
+    assert "MPD_PASSWORD" in shown and "not set" in shown
+    with pytest.raises(ConfigError, match="MPD_PASSWORD is not set"):
+        config.get("plugins.mpd.password")
+
+
+def test_yaml_syntax_error_keeps_line_and_column(tmp_path):
+    """Issue 12 item 14."""
+    path = write(tmp_path, "library:\n  folders: [/music]\nbackend: mpd: oops\n")
+    with pytest.raises(ConfigError) as err:
+        read_yaml(path)
+    assert "line 3, column" in str(err.value)
+    assert "mapping values are not allowed here" in str(err.value)
 
 
 @pytest.mark.parametrize(

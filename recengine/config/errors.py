@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+from dataclasses import dataclass
 
 
 class ConfigError(Exception):
@@ -20,3 +21,14 @@ def unknown_key_error(source: str, key: str, name: str, known: list[str]) -> Con
     close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
     hint = f"; did you mean {close[0]!r}?" if close else f" (known: {', '.join(sorted(known))})"
     return ConfigError(source, key, f"unknown setting{hint}")
+
+
+@dataclass(frozen=True)
+class UnsetVariable:
+    """A config value that names an environment variable which is not set: reading it raises ``error``."""
+
+    name: str
+    error: ConfigError
+
+    def __str__(self) -> str:
+        return f"${{{self.name}}} (not set)"

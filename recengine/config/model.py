@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from recengine.config.errors import ConfigError
+from recengine.config.errors import ConfigError, UnsetVariable
 from recengine.config.options import OptionSpec
 
 REDACTED = "********"
@@ -24,18 +24,21 @@ class Config:
     warnings: list[str] = field(default_factory=list)
 
     def get(self, key: str, default: Any = None) -> Any:
-        return self.values.get(key, default)
+        return self[key] if key in self.values else default
 
     def __getitem__(self, key: str) -> Any:
-        return self.values[key]
+        value = self.values[key]
+        if isinstance(value, UnsetVariable):
+            raise value.error
+        return value
 
     @property
     def data_dir(self) -> Path:
-        return Path(self.values["data_dir"])
+        return Path(self["data_dir"])
 
     @property
     def library_folders(self) -> list[Path]:
-        return [Path(p) for p in self.values["library.folders"]]
+        return [Path(p) for p in self["library.folders"]]
 
     def error(self, key: str, message: str) -> ConfigError:
         return ConfigError(self.source, key, message)
@@ -46,7 +49,9 @@ class Config:
         for key in sorted(self.values):
             value = self.values[key]
             opt = self.spec.options.get(key)
-            if redact and opt is not None and opt.secret and value:
+            if isinstance(value, UnsetVariable):
+                value = str(value)
+            elif redact and opt is not None and opt.secret and value:
                 value = REDACTED
             node = out
             parts = key.split(".")

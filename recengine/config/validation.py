@@ -8,20 +8,19 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from recengine.config.errors import ConfigError, unknown_key_error
+from recengine.config.errors import ConfigError, UnsetVariable, unknown_key_error
 from recengine.config.options import Option, OptionSpec
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
-def _expand_env(value: str, source: str, key: str, env: Mapping[str, str]) -> str:
-    def sub(m: re.Match[str]) -> str:
-        name = m.group(1)
-        if name not in env:
-            raise ConfigError(source, key, f"environment variable {name} is not set")
-        return env[name]
-
-    return _ENV_REF.sub(sub, value)
+def _expand_env(value: str, source: str, key: str, env: Mapping[str, str]) -> str | UnsetVariable:
+    """``${VAR}`` from the environment; an unset one gives an :class:`UnsetVariable`, an error only
+    where the value is used (a secret of a backend that is not in use breaks nothing)."""
+    missing = [name for name in _ENV_REF.findall(value) if name not in env]
+    if missing:
+        return UnsetVariable(missing[0], ConfigError(source, key, f"environment variable {missing[0]} is not set"))
+    return _ENV_REF.sub(lambda m: env[m.group(1)], value)
 
 
 def _coerce(opt: Option, value: Any, source: str, key: str, base: Path, env: Mapping[str, str]) -> Any:
@@ -52,6 +51,8 @@ def _coerce(opt: Option, value: Any, source: str, key: str, base: Path, env: Map
         if not isinstance(value, str | int | float) or isinstance(value, bool):
             raise expect("a string")
         text = _expand_env(str(value), source, key, env)
+        if isinstance(text, UnsetVariable):
+            return text
         return _resolve_path(text, base) if type_name == "path" else text
     if type_name == "dict":
         if not isinstance(value, dict):
@@ -96,6 +97,9 @@ def validate(raw: dict[str, Any], spec: OptionSpec, *, source: str, base: Path,
             if key in spec.options:
                 opt = spec.options[key]
                 coerced = _coerce(opt, value, source, key, base, env)
+                if isinstance(coerced, UnsetVariable):
+                    values[key] = coerced
+                    continue
                 if opt.choices is not None and coerced not in opt.choices:
                     raise ConfigError(source, key, f"expected one of {', '.join(map(str, opt.choices))}, got {value!r}")
                 if opt.check is not None and coerced is not None:

@@ -57,6 +57,9 @@ def read_yaml(path: Path) -> dict[str, Any]:
         raise ConfigError(source, "", "not UTF-8 text") from None
     except yaml.YAMLError as exc:
         msg = str(exc).splitlines()[0] if str(exc) else "invalid YAML"
+        mark = getattr(exc, "problem_mark", None)
+        if mark is not None:
+            msg = f"line {mark.line + 1}, column {mark.column + 1}: {getattr(exc, 'problem', None) or msg}"
         if "could not determine a constructor" in str(exc):
             msg = "tags such as !!python/... are not allowed"
         raise ConfigError(source, "", f"invalid YAML: {msg}") from None
