@@ -19,7 +19,8 @@ from typing import Any
 from recengine import config as configmod
 from recengine.catalog.db import Catalog
 from recengine.plugin.boot import load_settings
-from recengine.plugin.manager import PluginSet, call_each
+from recengine.plugin.events import EventDispatcher
+from recengine.plugin.manager import PluginSet
 from recengine.plugin.registry import Registry, collect
 
 log = logging.getLogger(__name__)
@@ -79,9 +80,14 @@ class Engine:
     def extractor_versions(self) -> dict[str, int]:
         return {e.name: e.version for e in self.extractors}
 
+    @functools.cached_property
+    def events(self) -> EventDispatcher:
+        return EventDispatcher(self.pm, deadline_s=self.config["hook_deadline_s"])
+
     def emit(self, hook: str, **kwargs: Any) -> None:
-        """Broadcast an event hook, isolating each implementation."""
-        call_each(self.pm, hook, **kwargs)
+        """Broadcast an event hook: every implementation isolated, the whole call bounded by
+        ``hook_deadline_s`` (:mod:`recengine.plugin.events`)."""
+        self.events.emit(hook, **kwargs)
 
     @functools.cached_property
     def index(self):

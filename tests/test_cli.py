@@ -91,3 +91,21 @@ def test_unsafe_yaml_is_a_config_error_exit_2(tmp_path, payload):
     proc = run("--config", str(config), "config", "check")
     assert proc.returncode == 2 and "pwned" not in proc.stdout
     assert "tags such as !!python/... are not allowed" in proc.stderr
+
+
+@pytest.mark.parametrize("hook", ["addoption", "configure"])
+def test_a_plugin_raising_in_addoption_or_configure_breaks_no_command(tmp_path, hook):
+    """Issue 12 item 5: isolated, and the message names the plugin and its file."""
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    arg = "spec" if hook == "addoption" else "config"
+    (plugins / "bad_options.py").write_text(
+        f"import recengine\n@recengine.hookimpl\ndef {hook}({arg}):\n    raise RuntimeError('boom')\n")
+    (tmp_path / "music").mkdir()
+    config = tmp_path / "config.yaml"
+    config.write_text(f"library:\n  folders: [music]\ndata_dir: {tmp_path / 'data'}\nplugin_dirs: [plugins]\n")
+    for command in (["plugins"], ["config", "check"], ["status"]):
+        proc = run("--config", str(config), *command)
+        assert proc.returncode == 0, (command, proc.stderr)
+        assert "bad_options" in proc.stderr and f"failed in hook {hook}" in proc.stderr
+        assert str(plugins / "bad_options.py") in proc.stderr

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sys
 import textwrap
+import threading
+import time
 
 import pytest
 
@@ -167,3 +169,57 @@ def test_drop_in_package_is_loaded(tmp_path):
 def test_hook_names_lists_every_declared_hook():
     names = hook_names()
     assert {"addoption", "configure", "load_audio", "register_extractors", "startup", "shutdown"} <= set(names)
+
+
+def _listener(hang: threading.Event | None, seen: list):
+    class Listener:
+        @recengine.hookimpl
+        def track_added(self, track):
+            if hang is not None and track.relpath == "hang.flac":
+                hang.wait(30)
+            seen.append(track.relpath)
+
+    return Listener()
+
+
+def test_event_hook_that_hangs_costs_its_deadline_once_and_later_events_go_on():
+    """Issue 12 item 4: a hanging event hook must never hang the caller."""
+    from recengine.plugin.events import EventDispatcher
+
+    ps = get_plugin_manager(builtins=(), entrypoints=False)
+    release, seen = threading.Event(), []
+    ps.pm.register(_listener(release, seen), name="listener")
+    events = EventDispatcher(ps.pm, deadline_s=0.5)
+    try:
+        assert events.emit("track_added", track=recengine.Track(1, "/m", "a.flac"))
+        started = time.monotonic()
+        assert not events.emit("track_added", track=recengine.Track(2, "/m", "hang.flac"))
+        assert time.monotonic() - started < 2.0
+        for i in range(3, 6):
+            assert events.emit("track_added", track=recengine.Track(i, "/m", f"{i}.flac"))
+        assert seen == ["a.flac", "3.flac", "4.flac", "5.flac"]
+        assert events.overdue == ["track_added"]
+    finally:
+        release.set()
+
+
+def test_engine_operations_return_despite_a_hanging_history_hook(styled):
+    release, seen = threading.Event(), []
+
+    class Hangs:
+        @recengine.hookimpl
+        def history_recorded(self, event):
+            release.wait(30)
+            seen.append(event.kind)
+
+    styled.pm.register(Hangs())
+    styled.events.deadline_s = 0.5
+    track_id = styled.catalog.tracks()[0].track_id
+    started = time.monotonic()
+    try:
+        styled.record("u", track_id, "like")
+        assert time.monotonic() - started < 2.5
+        assert [e.kind for e in styled.catalog.events("u")] == ["like"]  # durable all the same
+        assert seen == []
+    finally:
+        release.set()

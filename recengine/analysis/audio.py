@@ -30,13 +30,14 @@ from pathlib import Path
 import numpy as np
 
 from recengine.models import DecodedAudio, Tags
+from recengine.plugin.isolation import HookSignal
 
 log = logging.getLogger(__name__)
 
 SILENCE_RMS = 10 ** (-90 / 20)  # below -90 dBFS over every window: silent
 
 
-class DecodeFailure(Exception):
+class DecodeFailure(HookSignal):
     """A file that cannot be featurised; ``reason`` is one of ``models.FAILURE_REASONS``."""
 
     def __init__(self, reason: str, message: str):
@@ -44,7 +45,7 @@ class DecodeFailure(Exception):
         self.reason, self.message = reason, message
 
 
-class DecoderMissing(RuntimeError):
+class DecoderMissing(HookSignal, RuntimeError):
     """No usable ffmpeg: a start-up error, never a per-file one."""
 
 

@@ -117,6 +117,9 @@ def core_options() -> OptionSpec:
     add("daemon.topup_playlist", "str?", None, "top up from this playlist recipe instead")
     add("users", "list[str]", ["default"], "listeners; others are created on first use")
     add("backend", "str", "null", "default playback backend")
+    add("hook_deadline_s", "float", 5.0,
+        "an event hook (track_added, startup, ...) that takes longer is logged and left to finish on its own",
+        check=_positive)
     add("outputs", "dict", {}, "playlist output folders and their path style")
     add("playlists", "list", [], "playlist recipes")
     return spec

@@ -33,6 +33,7 @@ from typing import Any
 import pluggy
 
 from recengine.plugin import spec as hookspecs
+from recengine.plugin.isolation import PluginManager, results_by_plugin
 
 log = logging.getLogger(__name__)
 
@@ -91,8 +92,6 @@ class PluginSet:
     def failures(self) -> list[PluginInfo]:
         return [i for i in self.infos if i.error is not None]
 
-    def owner_of(self, plugin: object) -> str:
-        return self.pm.get_name(plugin) or "?"
 
 
 def _split_env_list(value: str) -> list[str]:
@@ -116,7 +115,7 @@ def get_plugin_manager(
 ) -> PluginSet:
     """Build a fresh plugin manager with every plugin found, in the documented order."""
     env = os.environ if env is None else env
-    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm = PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
     if env.get("RECENGINE_TRACE_PLUGINS"):
         pm.add_hookcall_monitoring(
@@ -235,17 +234,10 @@ def _load(plugin_set: PluginSet, name: str, source: str, location: str, loader, 
 
 
 def call_each(pm: pluggy.PluginManager, hook_name: str, **kwargs: Any) -> list[tuple[str, Any]]:
-    """Call every implementation of a broadcast hook separately; one that raises is logged and
-    skipped, the others still run. Returns ``[(plugin name, result), ...]`` in pluggy's order."""
-    caller = getattr(pm.hook, hook_name)
-    results = []
-    for impl in reversed(caller.get_hookimpls()):  # pluggy calls the last registered first
-        args = {k: kwargs[k] for k in impl.argnames if k in kwargs}
-        try:
-            results.append((impl.plugin_name, impl.function(**args)))
-        except Exception:
-            log.exception("plugin %s failed in hook %s; continuing", impl.plugin_name, hook_name)
-    return results
+    """Call a broadcast hook through pluggy (wrappers included); an implementation that raises is
+    logged and skipped, the others still run (see :mod:`recengine.plugin.isolation`). Returns
+    ``[(plugin name, result), ...]`` in pluggy's order."""
+    return results_by_plugin(lambda: getattr(pm.hook, hook_name)(**kwargs))
 
 
 def hook_names() -> list[str]:

@@ -13,6 +13,8 @@ from typing import Any
 
 import pluggy
 
+from recengine.plugin.isolation import current_plugin
+
 log = logging.getLogger(__name__)
 
 #: Required attributes per registry kind: (attribute, expected type or "callable").
@@ -80,24 +82,22 @@ class Registry:
 
 
 def collect(pm: pluggy.PluginManager, kind: str, config: Any = None) -> Registry:
-    """Call ``register_<kind>`` on every plugin, one at a time, and return what they registered.
-    ``config`` is passed to implementations that take it."""
+    """Call ``register_<kind>`` through pluggy and return what the plugins registered, each entry
+    with its owner. ``config`` is passed to implementations that take it. A plugin whose hook
+    raises is logged and left out (:mod:`recengine.plugin.isolation`); the others still register."""
     registry = Registry(kind)
-    caller = getattr(pm.hook, f"register_{kind}")
-    for impl in reversed(caller.get_hookimpls()):
-        owner = impl.plugin_name
+    failures = getattr(pm, "hook_failures", [])
+    before = len(failures)
 
-        def register(obj: Any, _owner: str = owner) -> None:
-            try:
-                registry.add(obj, _owner)
-            except RegistrationError as exc:
-                registry.errors.append(f"plugin {_owner}: {exc}")
-                log.error("plugin %s: %s", _owner, exc)
-
-        kwargs = {"register": register, "config": config}
+    def register(obj: Any) -> None:
+        owner = current_plugin.get() or "?"
         try:
-            impl.function(**{k: v for k, v in kwargs.items() if k in impl.argnames})
-        except Exception as exc:
-            registry.errors.append(f"plugin {owner}: register_{kind} failed: {type(exc).__name__}: {exc}")
-            log.exception("plugin %s: register_%s failed; its %s are left out", owner, kind, kind)
+            registry.add(obj, owner)
+        except RegistrationError as exc:
+            registry.errors.append(f"plugin {owner}: {exc}")
+            log.error("plugin %s: %s", owner, exc)
+
+    getattr(pm.hook, f"register_{kind}")(register=register, config=config)
+    for failure in failures[before:]:
+        registry.errors.append(f"plugin {failure.plugin}: register_{kind} failed: {failure.error}")
     return registry
