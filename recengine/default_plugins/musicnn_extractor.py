@@ -1,0 +1,98 @@
+"""musicnn: a neural audio embedding (MTG-UPF's musicnn nets, run in numpy, no TensorFlow).
+
+The track embedding is the mean over its 3 s patches of the chosen net's embedding layer:
+
+- ``MTT_vgg`` (default): pool5 of the VGG-like net trained on MagnaTagATune, 128 dims,
+- ``MSD_musicnn``: penultimate dense layer of musicnn trained on the Million Song Dataset, 200.
+
+The default was picked on the dev corpus (same-soundtrack precision@10 / 1-NN with cosine
+distance, ``bench/neural_similarity.py``). At most ``max_patches`` patches (default 60, i.e. 3
+minutes of audio), evenly spread over the track, are analysed; a track under 3 s is
+repeat-padded to one patch.
+
+The weights are not shipped: ``recengine.neural.install.install_models`` fetches the musicnn 0.1.0
+wheel (ISC licence) with pip and converts it into the models dir. The hook registers the
+extractor only when the converted default model is installed there.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from recengine import hookimpl
+from recengine.neural import install, musicnn
+
+DEFAULT_MODEL = "MTT_vgg"
+DIMS = {"MTT_vgg": 128, "MSD_vgg": 128, "MSD_musicnn": 200, "MTT_musicnn": 200}
+MAX_PATCHES = 60
+
+# one built net per (model, models dir) and process: setup() on many instances loads once
+_NETS: dict[tuple[str, str], object] = {}
+
+
+class MusicnnExtractor:
+    """Extractor plugin: ``extract(samples, sr)`` -> float32 embedding of length ``dim``.
+
+    The default net is registered as ``musicnn``; another net gets its own name
+    (``musicnn_msd_musicnn``, ...) so vectors of different nets never share a catalog column.
+    """
+
+    version = 1
+    sample_rate = musicnn.SR
+    weight = 1.0
+
+    def __init__(self, model: str = DEFAULT_MODEL, models_dir: Path | None = None, max_patches: int = MAX_PATCHES):
+        if model not in DIMS:
+            raise ValueError(f"unknown musicnn model {model!r}; one of {', '.join(DIMS)}")
+        if max_patches < 1:
+            raise ValueError("max_patches must be at least 1")
+        self.model = model
+        self.name = "musicnn" if model == DEFAULT_MODEL else f"musicnn_{model.lower()}"
+        self.dim = DIMS[model]
+        self.models_dir = Path(models_dir) if models_dir is not None else None
+        self.max_patches = max_patches
+        self._net = None
+
+    def setup(self) -> None:
+        """Load the converted weights once per process (idempotent; ModelInstallError if absent)."""
+        if self._net is not None:
+            return
+        d = self.models_dir if self.models_dir is not None else install.default_models_dir()
+        key = (self.model, str(d))
+        net = _NETS.get(key)
+        if net is None:
+            net = musicnn.build(self.model, install.load_model(self.model, d))
+            if net.dim != self.dim:
+                raise install.ModelInstallError(f"musicnn {self.model}: converted model has dim {net.dim}, expected {self.dim}")
+            _NETS[key] = net
+        self._net = net
+
+    def _prepare(self, samples: np.ndarray, sr: int) -> np.ndarray:
+        y = np.asarray(samples, dtype=np.float32).reshape(-1)
+        if not np.isfinite(y).all():
+            y = np.nan_to_num(y, nan=0.0, posinf=1.0, neginf=-1.0)
+        if sr != self.sample_rate:
+            from scipy.signal import resample_poly
+
+            g = int(np.gcd(int(sr), self.sample_rate))
+            y = resample_poly(y, self.sample_rate // g, int(sr) // g).astype(np.float32)
+        return y
+
+    def extract(self, samples: np.ndarray, sr: int) -> np.ndarray:
+        self.setup()
+        y = self._prepare(samples, sr)
+        e = musicnn.track_patch_embeddings(self._net, y, batch=1, max_patches=self.max_patches)
+        out = e.mean(axis=0, dtype=np.float64).astype(np.float32)
+        return np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0)
+
+    def extract_batch(self, items: list[tuple[np.ndarray, int]]) -> list[np.ndarray]:
+        # patches run one at a time anyway (fastest: the im2col buffers stay in cache)
+        return [self.extract(s, sr) for s, sr in items]
+
+
+@hookimpl
+def register_extractors(register):
+    if install.is_installed(DEFAULT_MODEL, install.default_models_dir()):
+        register(MusicnnExtractor())
