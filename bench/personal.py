@@ -58,8 +58,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from recengine import Engine  # noqa: E402
 from recengine.default_plugins.diversity import DEFAULTS as DIVERSITY_DEFAULTS  # noqa: E402
 from recengine.models import HistoryEvent  # noqa: E402
-from recengine.recommend.history import record  # noqa: E402
-from recengine.recommend.similarity import Filters  # noqa: E402
+from recengine.recommend.filters import Filters  # noqa: E402
 
 NOW = 1_750_000_000.0  # a fixed "now" so runs are reproducible
 DAY = 86400.0
@@ -208,8 +207,8 @@ def _run(engine, *, listeners: int, seed: int, k: int, min_label: int) -> dict:
         make_listener(f"s{seed}-l{i}", random.Random(f"{seed}:{i}"), by_label, min_label)
         for i in range(listeners)
     ]
-    record(engine, [e for p in people for e in p.events])
-    record(engine, [e for p in people for e in p.without_skips()])
+    engine.record_events([e for p in people for e in p.events])
+    engine.record_events([e for p in people for e in p.without_skips()])
     plays = [Counter(e.track_id for e in p.events if e.kind == "play") for p in people]
     total_plays = sum(plays, Counter())
     cap = int(DIVERSITY_DEFAULTS["max_per_album"])

@@ -91,7 +91,6 @@ def cmd_history(args) -> int:
 def _import_history(engine, args) -> int:
     from recengine.importers.formats import HistoryImportError, load_history, match_listens, match_rate
     from recengine.models import HistoryEvent
-    from recengine.recommend.history import record
 
     tracks = engine.catalog.tracks(present=False)
     total_matched = 0
@@ -104,7 +103,7 @@ def _import_history(engine, args) -> int:
         events = [HistoryEvent(args.user, tid, "skip" if listen.skipped else "play", at=listen.at,
                                listened_s=listen.listened_s, source=f"import:{result.format}")
                   for listen, tid in matches]
-        record(engine, events)
+        engine.record_events(events)
         total_matched += len(events)
         print(f"{ref}: {result.format}: {len(result.listens)} listens, {len(matches)} matched "
               f"({match_rate(matches, unmatched):.0%}), {len(unmatched)} not in the library, "
@@ -320,7 +319,7 @@ def _print_demo_neighbours(engine) -> None:
 
 
 def _filters(args):
-    from recengine.recommend.similarity import Filters
+    from recengine.recommend.filters import Filters
 
     return Filters(exclude_artists=set(args.exclude_artist or ()), exclude_albums=set(args.exclude_album or ()),
                    exclude_genres=set(args.exclude_genre or ()), min_duration=args.min_duration,

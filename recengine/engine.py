@@ -12,16 +12,20 @@ from __future__ import annotations
 import functools
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from recengine import config as configmod
 from recengine.catalog.db import Catalog
+from recengine.history import record_events
+from recengine.models import HistoryEvent, TrackNotFound
 from recengine.plugin.boot import load_settings
 from recengine.plugin.events import EventDispatcher
 from recengine.plugin.manager import PluginSet
 from recengine.plugin.registry import Registry, collect
+from recengine.recommend.ranking import Recommender, Request
+from recengine.recommend.similarity import Similarity
 
 log = logging.getLogger(__name__)
 
@@ -111,19 +115,22 @@ class Engine:
                source: str = "api"):
         """Record a play, skip, like, dislike or unlike of ``track`` (id or path) by ``user``;
         durable when this returns."""
-        from recengine.models import HistoryEvent
-        from recengine.recommend.history import record
-
         tid = self.resolve(track).track_id if not isinstance(track, int) else track
         kw = {"at": at} if at is not None else {}
-        return record(self, [HistoryEvent(user, tid, kind, listened_s=listened_s, source=source, **kw)])[0]
+        return self.record_events([HistoryEvent(user, tid, kind, listened_s=listened_s, source=source, **kw)])[0]
+
+    def record_events(self, events: Iterable[HistoryEvent]) -> list[HistoryEvent]:
+        """Validate and commit history events (durable when this returns), then tell the plugins."""
+        return record_events(self.catalog, self.emit, events)
+
+    @functools.cached_property
+    def recommender(self) -> Recommender:
+        return Recommender(self.catalog, self.index, self.scorers, self.config)
 
     def recommend(self, user: str = "default", n: int = 20, **kwargs: Any):
         """Personal recommendations for ``user`` (see :class:`recengine.recommend.ranking.Request`)."""
-        from recengine.recommend.ranking import Request, recommend
-
         seeds = [self.resolve(s).track_id for s in kwargs.pop("seeds", [])]
-        return recommend(self, Request(user=user, n=n, seeds=seeds, **kwargs))
+        return self.recommender.recommend(Request(user=user, n=n, seeds=seeds, **kwargs))
 
     def scan(self, *, update_index: bool = True, **kwargs: Any):
         """Reconcile the library folders with the catalog and featurise what is new or changed;
@@ -153,21 +160,21 @@ class Engine:
         else:
             track = self.catalog.track_by_path(Path(ref).absolute())
         if track is None:
-            raise LookupError(f"{ref}: not in the catalog (run `recengine scan` first?)")
+            raise TrackNotFound(f"{ref}: not in the catalog (run `recengine scan` first?)")
         return track
+
+    @functools.cached_property
+    def similarity(self) -> Similarity:
+        return Similarity(self.catalog, self.index)
 
     def similar(self, seeds, n: int = 10, filters=None):
         """Tracks like ``seeds`` (ids or paths), best first, as Recommendations."""
-        from recengine.recommend.similarity import Similarity
-
         ids = [self.resolve(s).track_id for s in seeds]
-        return Similarity(self, self.index).similar(ids, n, filters)
+        return self.similarity.similar(ids, n, filters)
 
     def path(self, a, b, n: int = 12, filters=None):
         """A playlist of ``n`` tracks walking from ``a`` to ``b`` (ids or paths)."""
-        from recengine.recommend.similarity import Similarity
-
-        return Similarity(self, self.index).path(self.resolve(a).track_id, self.resolve(b).track_id, n, filters)
+        return self.similarity.path(self.resolve(a).track_id, self.resolve(b).track_id, n, filters)
 
     def close(self) -> None:
         index = self.__dict__.pop("index", None)

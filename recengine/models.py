@@ -162,3 +162,11 @@ class PathProfile:
 
     mode: str = "absolute"
     prefix_map: tuple[tuple[str, str], ...] = ()
+
+
+class TrackNotFound(LookupError):
+    """A track reference (id or path) that is not in the catalog."""
+
+
+class NotInIndex(LookupError):
+    """A track in the catalog whose features are not in the index (not analysed yet, or failed)."""

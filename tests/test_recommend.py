@@ -6,9 +6,9 @@ import time
 
 import pytest
 
+from recengine.history import build_profile
 from recengine.models import HistoryEvent
-from recengine.recommend.history import build_profile
-from recengine.recommend.ranking import Request, recommend
+from recengine.recommend.ranking import Request
 
 
 def ids_of(engine, style: str) -> list[int]:
@@ -70,7 +70,7 @@ def test_diversity_caps_artists_and_skips_recent_plays(styled):
     styled.record("carol", drums[1], "play")
     req = Request(user="carol", n=6, strategies={"taste": 1.0, "diversity": 1.0},
                   diversity={"max_per_artist": 2, "artist_spacing": 1}, include_known=True)
-    recs = recommend(styled, req)
+    recs = styled.recommender.recommend(req)
     artists = [r.track.artist for r in recs]
     assert max(artists.count(a) for a in set(artists)) <= 2
     assert drums[1] not in {r.track.track_id for r in recs}  # played in the last 24 h

@@ -8,7 +8,7 @@ import shutil
 import pytest
 
 from recengine.cli import main
-from recengine.recommend.similarity import Filters
+from recengine.recommend.filters import Filters
 from recengine.testing import encode, pulses
 
 from .conftest import make_engine

@@ -5,7 +5,6 @@ config.yaml under `plugins.example_recency`; use it in a recipe as `strategies: 
 """
 
 import math
-import time
 
 import recengine
 
@@ -14,8 +13,8 @@ class Recency:
     name = "recency"
 
     def score(self, candidates, profile, context):
-        now = context.get("now", time.time())
-        half_life_s = context["config"].get("plugins.example_recency.half_life_days", 30.0) * 86400
+        now = context.now
+        half_life_s = context.config["plugins.example_recency.half_life_days"] * 86400
         out = []
         for track in candidates:
             last = profile.recent.get(track.track_id)

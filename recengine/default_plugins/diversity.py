@@ -11,13 +11,12 @@ sorted into one folder per album or soundtrack is varied too.
 
 from __future__ import annotations
 
-import time
 from pathlib import PurePath
 
 import numpy as np
 
 from recengine.plugin.spec import hookimpl
-from recengine.recommend.similarity import distance
+from recengine.recommend.distance import distance
 
 DEFAULTS = {
     "max_per_artist": 2,
@@ -49,12 +48,12 @@ class DiversityScorer:
         return [(1.0, "") for _ in candidates]
 
     def rerank(self, ranked, profile, context):
-        """``ranked``: Recommendations best first; returns a new, varied list of at most context['n']."""
-        opts = {**DEFAULTS, **(context.get("diversity") or {})}
-        n = context.get("n", len(ranked))
-        now = context.get("now", time.time())
+        """``ranked``: Recommendations best first; returns a new, varied list of at most context.n."""
+        opts = {**DEFAULTS, **context.diversity}
+        n = context.n
+        now = context.now
         horizon = now - float(opts["exclude_played_hours"]) * 3600
-        vectors, metric = context["vectors"], context["metric"]
+        vectors, metric = context.vectors, context.metric
         pool = [r for r in ranked if profile.recent.get(r.track.track_id, 0.0) < horizon]
         pool = pool[: max(POOL_MIN, POOL_PER_TRACK * n)]
         folders = bool(opts["folder_as_album"])

@@ -5,19 +5,19 @@ from __future__ import annotations
 import numpy as np
 
 from recengine.plugin.spec import hookimpl
-from recengine.recommend.similarity import closeness, distance
+from recengine.recommend.distance import closeness, distance
 
 
 class SimilarScorer:
     name = "similar"
 
     def score(self, candidates, profile, context):
-        seeds = context.get("seed_vectors") or {}
+        seeds = context.seed_vectors
         if not seeds:
             return [(0.0, "") for _ in candidates]
-        vectors = context["vectors"]
-        metric = context["metric"]
-        names = context.get("names", {})
+        vectors = context.vectors
+        metric = context.metric
+        names = context.names
         seed_items = list(seeds.items())
         out = []
         for track in candidates:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from recengine.plugin.spec import hookimpl
-from recengine.recommend.similarity import distance
+from recengine.recommend.distance import distance
 
 TOP_POSITIVES = 5  # pull: weighted mean similarity to the nearest few positives
 POSITIVE_WEIGHT_FLOOR = 0.5  # a positive counts with floor + (1 - floor) * its weight / the largest
@@ -34,9 +34,9 @@ class TasteScorer:
     name = "taste"
 
     def score(self, candidates, profile, context):
-        vectors = context["vectors"]
-        metric = context["metric"]
-        names = context.get("names", {})
+        vectors = context.vectors
+        metric = context.metric
+        names = context.names
         pos = [(t, w, vectors[t]) for t, w in profile.positives.items() if t in vectors]
         neg = [(t, w, vectors[t]) for t, w in profile.negatives.items() if t in vectors]
         if not pos and not neg:

@@ -147,6 +147,10 @@ class LibraryIndex:
     def vector(self, track_id: int) -> np.ndarray | None:
         return self.store.vector(track_id)
 
+    def vectors(self, track_ids) -> dict[int, np.ndarray]:
+        """The index vectors of ``track_ids`` that are in the index (one call for many)."""
+        return {t: v for t in track_ids if (v := self.store.vector(t)) is not None}
+
     def query(self, vector: np.ndarray, n: int, exclude: set[int] = frozenset()) -> list[tuple[int, float]]:
         return self.store.query(vector, n, exclude=exclude)
 

@@ -15,7 +15,6 @@ from collections.abc import Callable
 from typing import Any
 
 from recengine.models import HistoryEvent, Track
-from recengine.recommend.history import record as record_events
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +38,7 @@ def recorder(engine) -> Callable[[HistoryEvent], None]:
 
     def record(event: HistoryEvent) -> None:
         try:
-            record_events(engine, [event])
+            engine.record_events([event])
         except Exception:
             log.exception("could not record %s of track %s", event.kind, event.track_id)
 

@@ -22,8 +22,8 @@ from typing import Any
 from recengine.config import ConfigError
 from recengine.fileio import atomic_write, sweep_stale_temps
 from recengine.models import PathProfile, Playlist, PlaylistEntry, Recommendation
-from recengine.recommend.ranking import DEFAULT_STRATEGIES, Request, recommend
-from recengine.recommend.similarity import Filters
+from recengine.recommend.filters import Filters
+from recengine.recommend.ranking import DEFAULT_STRATEGIES, Request
 
 log = logging.getLogger(__name__)
 
@@ -245,7 +245,7 @@ class Playlists:
                 seeds = list(dict.fromkeys(e.track_id for e in recent if e.kind in ("play", "like")))[:5]
             req = Request(user=recipe.user, n=min(want, 500), seeds=seeds, strategies=recipe.strategies,
                           filters=filters, diversity=recipe.diversity, now=now)
-            recs = recommend(engine, req)
+            recs = engine.recommender.recommend(req)
         if recipe.duration_min is not None:
             budget, out = recipe.duration_min * 60, []
             for r in recs:

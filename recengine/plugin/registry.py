@@ -1,6 +1,6 @@
 """The ``register`` callback behind every ``register_*`` hook.
 
-Each registry checks what a plugin registers against a small protocol (required attributes),
+Each registry checks what a plugin registers against its protocol (:mod:`recengine.plugin.protocols`),
 rejects duplicate names, and remembers which plugin owns each entry, so that ``recengine plugins``
 and error messages can name it. A plugin whose ``register_*`` hook raises is logged and skipped.
 """
@@ -14,17 +14,9 @@ from typing import Any
 import pluggy
 
 from recengine.plugin.isolation import current_plugin
+from recengine.plugin.protocols import PROTOCOLS, required_members
 
 log = logging.getLogger(__name__)
-
-#: Required attributes per registry kind: (attribute, expected type or "callable").
-PROTOCOLS: dict[str, tuple[tuple[str, Any], ...]] = {
-    "extractors": (("name", str), ("version", int), ("dim", int), ("extract", "callable")),
-    "scorers": (("name", str), ("score", "callable")),
-    "backends": (("name", str), ("play", "callable")),
-    "playlist_writers": (("name", str), ("suffix", str), ("render", "callable"), ("marker_of", "callable")),
-}
-
 
 class RegistrationError(ValueError):
     """Something registered does not follow its protocol, or reuses a taken name."""
@@ -40,7 +32,7 @@ class Registry:
     errors: list[str] = field(default_factory=list)
 
     def check(self, obj: Any) -> str:
-        for attr, expected in PROTOCOLS[self.kind]:
+        for attr, expected in required_members(PROTOCOLS[self.kind]):
             value = getattr(obj, attr, None)
             if expected == "callable":
                 if not callable(value):

@@ -9,84 +9,34 @@ list out.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from recengine.models import Recommendation, Track
+from recengine.models import NotInIndex, Recommendation, Track
+from recengine.recommend.distance import DUPLICATE_DISTANCE, closeness, distance
+from recengine.recommend.filters import Filters
 
-#: Below this distance two tracks are the same audio (another encoding or copy).
-DUPLICATE_DISTANCE = 1e-3
-
-
-@dataclass
-class Filters:
-    """What a query may return."""
-
-    exclude_tracks: set[int] = field(default_factory=set)
-    exclude_artists: set[str] = field(default_factory=set)
-    exclude_albums: set[str] = field(default_factory=set)
-    exclude_genres: set[str] = field(default_factory=set)
-    min_duration: float | None = None
-    max_duration: float | None = None
-    tags: dict[str, str] = field(default_factory=dict)  # field -> case-insensitive substring
-
-    def allows(self, track: Track) -> bool:
-        if track.track_id in self.exclude_tracks:
-            return False
-        if track.artist and track.artist.casefold() in {a.casefold() for a in self.exclude_artists}:
-            return False
-        if track.album and track.album.casefold() in {a.casefold() for a in self.exclude_albums}:
-            return False
-        if track.genre and any(g.casefold() in track.genre.casefold() for g in self.exclude_genres):
-            return False
-        if self.min_duration is not None and (track.duration or 0) < self.min_duration:
-            return False
-        if self.max_duration is not None and (track.duration or 0) > self.max_duration:
-            return False
-        for name, needle in self.tags.items():
-            value = getattr(track, name, None)
-            if value is None or str(needle).casefold() not in str(value).casefold():
-                return False
-        return True
-
-
-def distance(a: np.ndarray, b: np.ndarray, metric: str) -> np.ndarray:
-    """Distance(s) between ``a`` (d,) and ``b`` (d,) or (n, d), as Annoy computes them."""
-    a = np.asarray(a, np.float64)
-    b = np.asarray(b, np.float64)
-    if metric == "angular":
-        na = a / max(np.linalg.norm(a), 1e-12)
-        nb = b / np.maximum(np.linalg.norm(b, axis=-1, keepdims=True), 1e-12)
-        return np.sqrt(np.maximum(2.0 - 2.0 * (nb @ na), 0.0))
-    return np.linalg.norm(b - a, axis=-1)
-
-
-def closeness(d: float, metric: str) -> float:
-    """A distance as a score in [0, 1] (1 = identical)."""
-    return float(max(0.0, 1.0 - d / 2.0)) if metric == "angular" else float(1.0 / (1.0 + d))
+if TYPE_CHECKING:
+    from recengine.catalog import Catalog
+    from recengine.index import IndexBackend
 
 
 class Similarity:
-    """Queries over an engine's :class:`~recengine.index.library.LibraryIndex`."""
+    """Queries over an index (generation + delta) and the catalog's track records."""
 
-    def __init__(self, engine, index):
-        self.engine = engine
+    def __init__(self, catalog: Catalog, index: IndexBackend):
+        self.catalog = catalog
         self.index = index
         self.metric = index.metric
 
     def _seed_vectors(self, seeds: Iterable[int]) -> dict[int, np.ndarray]:
-        out = {}
-        for s in seeds:
-            vec = self.index.vector(s)
-            if vec is not None:
-                out[s] = vec
-        return out
+        return self.index.vectors(list(dict.fromkeys(seeds)))
 
     def _candidates(self, query: np.ndarray, want: int, exclude: set[int], filters: Filters,
                     seed_sigs: set[str]) -> dict[int, Track]:
         """Up to ``want`` allowed tracks near ``query``, widening the search while filters reject."""
-        catalog = self.engine.catalog
+        catalog = self.catalog
         ask = want * 3 + 10
         kept: dict[int, Track] = {}
         while True:
@@ -112,7 +62,7 @@ class Similarity:
         vectors = self._seed_vectors(seeds)
         if not vectors:
             return []
-        seed_tracks = self.engine.catalog.tracks_by_ids(vectors)
+        seed_tracks = self.catalog.tracks_by_ids(vectors)
         seed_sigs = {t.content_sig for t in seed_tracks.values()}
         exclude = set(seeds) | filters.exclude_tracks
         pool: dict[int, Track] = {}
@@ -125,7 +75,8 @@ class Similarity:
         if not pool:
             return []
         ids = list(pool)
-        cand = np.stack([self.index.vector(t) for t in ids])
+        found = self.index.vectors(ids)
+        cand = np.stack([found[t] for t in ids])
         seed_mat = list(vectors.items())
         dists = np.stack([distance(v, cand, self.metric) for _, v in seed_mat])  # (seeds, cands)
         mean = dists.mean(axis=0)
@@ -145,11 +96,11 @@ class Similarity:
         vectors = self._seed_vectors([a, b])
         if len(vectors) < 2:
             missing = [t for t in (a, b) if t not in vectors]
-            raise KeyError(f"track {missing[0]} is not in the index")
+            raise NotInIndex(f"track {missing[0]} is not in the index (not analysed yet, or it failed: see `recengine failures`)")
         va, vb = vectors[a], vectors[b]
         if self.metric == "angular":
             va, vb = va / np.linalg.norm(va), vb / np.linalg.norm(vb)
-        tracks = self.engine.catalog.tracks_by_ids([a, b])
+        tracks = self.catalog.tracks_by_ids([a, b])
         used = {a, b} | filters.exclude_tracks
         sigs = {t.content_sig for t in tracks.values()}
         steps: list[Recommendation] = [Recommendation(tracks[a], 1.0, why="start", distance=0.0)]
@@ -161,7 +112,8 @@ class Similarity:
             if not cands:
                 break
             ids = list(cands)
-            mat = np.stack([self.index.vector(c) for c in ids])
+            found = self.index.vectors(ids)
+            mat = np.stack([found[c] for c in ids])
             cost = distance(target, mat, self.metric) + 0.5 * distance(prev, mat, self.metric)
             best = int(np.argmin(cost))
             tid = ids[best]

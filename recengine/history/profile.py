@@ -1,9 +1,7 @@
-"""Listening history: recording plays, skips, likes and dislikes, and turning them into a Profile.
+"""A listener's history folded into a :class:`~recengine.models.Profile`.
 
-Every event is committed durably (``synchronous=FULL``) before :func:`record` returns, then the
-``history_recorded`` hook fires. A :class:`~recengine.models.Profile` weighs the history: plays
-fade with a half-life, likes pull strongly, dislikes and early skips push away (the scorers use
-their neighbourhoods, not only the tracks themselves); the latest like/dislike/unlike wins.
+Plays fade with a half-life, likes pull strongly, dislikes and early skips push away (the scorers
+use their neighbourhoods, not only the tracks themselves); the latest like/dislike/unlike wins.
 """
 
 from __future__ import annotations
@@ -12,7 +10,7 @@ import math
 import time
 from collections.abc import Iterable
 
-from recengine.models import EVENT_KINDS, HistoryEvent, Profile
+from recengine.models import HistoryEvent, Profile
 
 HALF_LIFE_DAYS = 60.0
 LIKE_WEIGHT = 3.0
@@ -20,22 +18,6 @@ PLAY_WEIGHT = 1.0
 SKIP_WEIGHT = 1.0
 DISLIKE_WEIGHT = 3.0
 EARLY_SKIP_S = 30.0
-
-
-def record(engine, events: Iterable[HistoryEvent]) -> list[HistoryEvent]:
-    """Validate and commit ``events``; fire ``history_recorded`` for each. Returns them."""
-    events = list(events)
-    for e in events:
-        if e.kind not in EVENT_KINDS:
-            raise ValueError(f"unknown event kind {e.kind!r} (expected one of {', '.join(EVENT_KINDS)})")
-        if not e.user or not isinstance(e.user, str):
-            raise ValueError("an event needs a user name")
-    if not events:
-        return []
-    engine.catalog.add_events(events)
-    for e in events:
-        engine.emit("history_recorded", event=e)
-    return events
 
 
 def build_profile(events: Iterable[HistoryEvent], user: str, *, now: float | None = None,
@@ -72,7 +54,3 @@ def build_profile(events: Iterable[HistoryEvent], user: str, *, now: float | Non
         if profile.negatives.get(tid, 0.0) >= profile.positives[tid] and opinion.get(tid) != "like":
             profile.positives.pop(tid)
     return profile
-
-
-def profile_for(engine, user: str, *, now: float | None = None) -> Profile:
-    return build_profile(engine.catalog.events(user), user, now=now)

@@ -1,0 +1,123 @@
+"""The contracts of what plugins register, as ``typing.Protocol`` classes.
+
+The registry checks each registered object against its protocol's members (attributes with their
+types, methods callable): these classes are the one statement of each contract. Optional members
+are named in each docstring; the core looks for them with ``getattr``.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, get_type_hints, runtime_checkable
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from recengine.config import Config
+    from recengine.models import DecodedAudio, HistoryEvent, PathProfile, Playlist, Profile, Track
+
+
+@runtime_checkable
+class Extractor(Protocol):
+    """Turns decoded audio into a fixed-size feature vector.
+
+    Optional: ``sample_rate: int`` (audio is handed over at this rate; default the analysis rate),
+    ``setup()`` (called once per worker process before the first ``extract``: load a model there),
+    ``extract_batch(items: list[tuple[np.ndarray, int]]) -> list[np.ndarray]``, and
+    ``weight: float`` (its default share of the similarity vector, overridden by ``index.weights``).
+    """
+
+    name: str
+    version: int  # bump when the output changes: only this extractor re-runs
+    dim: int
+
+    def extract(self, samples: np.ndarray, sr: int) -> np.ndarray: ...
+
+
+@runtime_checkable
+class Decoder(Protocol):
+    """What a ``load_audio`` implementation returns for a file it accepts."""
+
+    def __call__(self, path: Path, config: Config) -> DecodedAudio | None: ...
+
+
+@dataclass
+class ScoringContext:
+    """Everything a scorer may use besides the candidates and the profile."""
+
+    config: Config
+    now: float
+    n: int
+    metric: str
+    #: index vectors of the candidates, of the profile's tracks and of the seeds
+    vectors: Mapping[int, np.ndarray] = field(default_factory=dict)
+    seed_vectors: Mapping[int, np.ndarray] = field(default_factory=dict)
+    #: display names ("Artist - Title") of the profile's tracks and the seeds, for reasons
+    names: Mapping[int, str] = field(default_factory=dict)
+    user: str = "default"
+    #: the recipe's ``diversity:`` options
+    diversity: Mapping[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Scorer(Protocol):
+    """A scoring strategy: a score in [0, 1] and a short reason for every candidate.
+
+    Optional: ``rerank(ranked: list[Recommendation], profile, context) -> list[Recommendation]``,
+    run on the ranked list last (the built-in ``diversity`` reorders the top of the list).
+    """
+
+    name: str
+
+    def score(self, candidates: Sequence[Track], profile: Profile,
+              context: ScoringContext) -> list[tuple[float, str]]: ...
+
+
+#: ``record(event)``: how a backend reports a play or skip
+Record = Callable[["HistoryEvent"], None]
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """Plays tracks (``mode``: replace, append) and reports plays and skips through ``record``.
+
+    Optional: ``watch(record, stop)`` (follow a player that others control, e.g. MPD).
+    """
+
+    name: str
+
+    def play(self, tracks: Sequence[Track], mode: str, record: Record) -> int: ...
+
+
+@runtime_checkable
+class PlaylistWriter(Protocol):
+    """Renders a playlist to bytes in one file format."""
+
+    name: str
+    suffix: str
+
+    def render(self, playlist: Playlist, profile: PathProfile, path: Path | None) -> bytes: ...
+
+    def marker_of(self, path: Path) -> str | None: ...
+
+
+#: registry kind -> its protocol
+PROTOCOLS: dict[str, type] = {
+    "extractors": Extractor,
+    "scorers": Scorer,
+    "backends": Backend,
+    "playlist_writers": PlaylistWriter,
+}
+
+
+def required_members(protocol: type) -> list[tuple[str, Any]]:
+    """``[(attribute, type or "callable"), ...]`` that every object of ``protocol`` must have."""
+    hints = get_type_hints(protocol, globalns={**globals(), "Path": Path})
+    members: list[tuple[str, Any]] = [(name, hints[name]) for name in protocol.__annotations__]
+    members += [(name, "callable") for name, value in vars(protocol).items()
+                if inspect.isfunction(value) and not name.startswith("_")]
+    return members
+
