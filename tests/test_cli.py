@@ -109,3 +109,66 @@ def test_a_plugin_raising_in_addoption_or_configure_breaks_no_command(tmp_path, 
         assert proc.returncode == 0, (command, proc.stderr)
         assert "bad_options" in proc.stderr and f"failed in hook {hook}" in proc.stderr
         assert str(plugins / "bad_options.py") in proc.stderr
+
+
+def _styled_config(tmp_path, styled_library, styled_data):
+    shutil.copytree(styled_data, tmp_path / "data")
+    config = tmp_path / "config.yaml"
+    config.write_text(f"library:\n  folders: [{styled_library}]\ndata_dir: {tmp_path / 'data'}\nplugin_dirs: []\n")
+    return config
+
+
+def test_options_between_the_verb_and_the_tracks(tmp_path, styled_library, styled_data, capsys):
+    """Issue 12 item 12: ``history like --user U TRACK`` as every CLI user expects."""
+    config = _styled_config(tmp_path, styled_library, styled_data)
+    track = styled_library / "tones" / "tones0.flac"
+    assert main(["--config", str(config), "history", "like", "--user", "zoe", str(track)]) == 0
+    assert main(["--config", str(config), "history", "skip", str(track), "--user", "zoe", "--listened", "3"]) == 0
+    assert main(["--config", str(config), "similar", str(track), "--json", "-n", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "like recorded for zoe" in out and "skip recorded for zoe" in out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["recommend", "-n", "-3"], "from 1 to 10000"),
+    (["similar", "1", "-n", "0"], "from 1 to 10000"),
+    (["similar", "1", "--tag", "genre"], "FIELD=TEXT"),
+    (["recommend", "--strategy", "taste=abc"], "NAME=WEIGHT"),
+    (["recommend", "--strategy", "tast=1"], "unknown strategy 'tast'"),
+    (["similar", "/no/such/track.flac"], "not in the catalog"),
+    (["path", "1", "2", "-n", "1"], "at least 2"),
+])
+def test_usage_errors_are_exit_2_with_one_clear_line(tmp_path, styled_library, styled_data, capsys, argv, message):
+    """Issue 12 item 13: usage errors are checked where the arguments are parsed."""
+    config = _styled_config(tmp_path, styled_library, styled_data)
+    with pytest.raises(SystemExit) as exit_:
+        code = main(["--config", str(config), *argv])
+        raise SystemExit(code)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and "ValueError" not in err
+
+
+def test_a_bug_is_exit_1_with_its_traceback_under_debug(tmp_path, styled_library, styled_data, capsys, caplog,
+                                                         monkeypatch):
+    """Issue 12 item 13: an internal error is never a usage error, and --debug shows where it came from."""
+    from recengine.engine import Engine
+
+    config = _styled_config(tmp_path, styled_library, styled_data)
+
+    def broken(self, *args, **kwargs):
+        return [][1]  # an IndexError (a LookupError) from deep inside
+
+    monkeypatch.setattr(Engine, "path", broken)
+    assert main(["--config", str(config), "path", "1", "2"]) == 1
+    assert "IndexError" in capsys.readouterr().err
+    assert main(["--config", str(config), "--debug", "path", "1", "2"]) == 1
+    logged = caplog.text  # the log handler (stderr outside pytest) carries the traceback
+    assert "Traceback" in logged and "in broken" in logged
+
+
+def test_path_from_a_track_to_itself(tmp_path, styled_library, styled_data, capsys):
+    config = _styled_config(tmp_path, styled_library, styled_data)
+    assert main(["--config", str(config), "path", "1", "1", "--json"]) == 2
+    err = capsys.readouterr().err
+    assert "A and B are the same track" in err and "list index out of range" not in err

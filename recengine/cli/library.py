@@ -1,0 +1,116 @@
+"""Library commands: ``scan``, ``demo``, ``status``, ``failures``, ``daemon``."""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from recengine.analysis.audio import preflight
+from recengine.cli.errors import EXIT_OK, CommandFailed, UsageError
+
+
+def cmd_scan(engine, args) -> int:
+    preflight()
+    folders = engine.config.library_folders
+    known_roots = {p for _, p, _ in engine.catalog.roots()}
+    missing = [f for f in folders if not f.is_dir()]
+    if folders and len(missing) == len(folders) and not (known_roots & {str(f) for f in folders}):
+        names = ", ".join(str(f) for f in missing)
+        if args.demo_if_missing:
+            print(f"library folder {names} does not exist (set library.folders in {engine.config.source}); "
+                  "showing the demo instead", file=sys.stderr)
+            args.dir, args.tracks = None, 6
+            return run_demo(args)
+        raise CommandFailed(
+            f"library folder {names} does not exist: set library.folders in {engine.config.source}, "
+            "or run `recengine demo` to try recengine on a generated library")
+    report = engine.scan(confirm_mass_delete=args.confirm_mass_delete, retry_failed=args.retry_failed,
+                         workers=args.workers, featurise=not args.no_featurise)
+    for root, reason in report.unavailable:
+        print(f"warning: {root} is unavailable ({reason}); nothing under it was changed", file=sys.stderr)
+    for root, gone, total in report.mass_delete_blocked:
+        print(f"warning: {root}: {gone} of {total} tracks are gone; run again with --confirm-mass-delete "
+              "to remove them", file=sys.stderr)
+    print(report.summary())
+    return EXIT_OK
+
+
+def cmd_daemon(engine, args) -> int:
+    from recengine.service.daemon import AlreadyRunning, Daemon
+
+    try:
+        return Daemon(engine).run()
+    except AlreadyRunning as exc:
+        raise UsageError(str(exc)) from exc
+
+
+def cmd_status(engine, args) -> int:
+    from recengine.service.daemon import running_pid
+
+    data_dir = engine.config.data_dir
+    pid = running_pid(data_dir)
+    status_file = data_dir / "status.json"
+    status = json.loads(status_file.read_text()) if status_file.exists() else None
+    counts = engine.catalog.counts()
+    if args.json:
+        print(json.dumps({"running": pid is not None, "pid": pid, "daemon": status, "catalog": counts}, indent=2))
+        return EXIT_OK
+    print(f"daemon: running (pid {pid})" if pid else "daemon: not running")
+    print(f"catalog: {counts['ok']} tracks analysed, {counts['pending']} pending, {counts['failures']} failed, "
+          f"{counts['missing']} missing")
+    if status and pid:
+        age = time.time() - status["updated"]
+        print(f"state: {status['state']} ({age:.0f} s ago), queue {status['queue']}, "
+              f"{status['tracks_per_s']} tracks/s")
+        if status.get("last_reconcile"):
+            print(f"last reconcile: {time.time() - status['last_reconcile']:.0f} s ago")
+        for root, info in status["watcher"]["roots"].items():
+            print(f"watching {root}: {info.get('mode')}" + (f" ({info['why']})" if info.get("why") else ""))
+        idx = status["index"]
+        built = f", built {time.time() - idx['built_at']:.0f} s ago" if idx.get("built_at") else ""
+        print(f"index: generation {idx['generation']}, {idx['size']} tracks, {idx['fresh']} fresh{built}")
+    return EXIT_OK
+
+
+def cmd_failures(engine, args) -> int:
+    rows = engine.catalog.failures()
+    if args.json:
+        print(json.dumps([{"path": f.path, "reason": f.reason, "message": f.message, "at": f.at} for f in rows],
+                         indent=2))
+    else:
+        for f in rows:
+            print(f"{f.reason:16} {f.path}: {f.message}")
+        print(f"{len(rows)} files failed", file=sys.stderr)
+    return EXIT_OK
+
+
+def run_demo(args) -> int:
+    from recengine.demo import make_demo_library
+    from recengine.engine import Engine
+
+    preflight()
+    base = Path(args.dir) if args.dir else Path(tempfile.gettempdir()) / "recengine-demo"
+    library = base / "library"
+    print(f"generating a demo library in {library} ...", file=sys.stderr)
+    make_demo_library(library, per_style=args.tracks)
+    raw = {"library": {"folders": [str(library)]}, "data_dir": str(base / "data"), "plugin_dirs": []}
+    with Engine.open(None, raw=raw) as engine:
+        report = engine.scan()
+        print(report.summary())
+        _print_demo_neighbours(engine)
+    print("\nNext: point library.folders in config.yaml at your music and run `recengine scan`.")
+    return EXIT_OK
+
+
+def _print_demo_neighbours(engine) -> None:
+    seen_albums = set()
+    for track in engine.catalog.tracks(status="ok"):
+        if track.album in seen_albums:
+            continue
+        seen_albums.add(track.album)
+        print(f"\ntracks like {track.relpath}:")
+        for rec in engine.similar([track.track_id], 3):
+            print(f"  {rec.distance:6.3f}  {rec.track.relpath}")
