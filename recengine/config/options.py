@@ -115,7 +115,6 @@ def core_options() -> OptionSpec:
         "follow the `backend:` player (MPD): record plays and skips, keep its queue topped up")
     add("daemon.topup_user", "str", "default", "whose recommendations top the player's queue up")
     add("daemon.topup_playlist", "str?", None, "top up from this playlist recipe instead")
-    add("users", "list[str]", ["default"], "listeners; others are created on first use")
     add("backend", "str", "null", "default playback backend")
     add("hook_deadline_s", "float", 5.0,
         "an event hook (track_added, startup, ...) that takes longer is logged and left to finish on its own",
