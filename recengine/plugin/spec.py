@@ -2,7 +2,7 @@
 
 Plugins implement hooks with ``@recengine.hookimpl`` and are found, in this order: built-ins
 (``recengine.default_plugins``), entry points in the group ``recengine``, then ``.py`` files and
-packages in the configured plugin folders (default ``plugins/``). See ``recengine/plugins.py``.
+packages in the configured plugin folders (default ``plugins/``). See :mod:`recengine.plugin.manager`.
 
 Conventions (as in pytest and simonw/llm):
 
@@ -14,8 +14,12 @@ Conventions (as in pytest and simonw/llm):
   plugin owns it.
 - Decisions ("who decodes this file?") are ``firstresult`` hooks whose built-in is ``trylast``, so a
   plugin's implementation runs first and wins by returning something other than ``None``.
-- Event hooks (``track_added``, ``index_rebuilt``, ...) are broadcast: every implementation is
-  called, one by one; an exception in one is logged and does not stop the others.
+- Every hook is called through pluggy, so ``@hookimpl(wrapper=True)`` implementations see every
+  call (timing, logging). Each implementation runs inside a guard (:mod:`recengine.plugin.isolation`):
+  one that raises is logged once with its plugin's name and file and answers ``None``; the others
+  still run, and a ``firstresult`` hook falls through to the next implementation.
+- Event hooks (``track_added``, ``index_rebuilt``, ...) are broadcast, in order, on a dispatcher
+  thread; the caller waits at most ``hook_deadline_s`` (:mod:`recengine.plugin.events`).
 """
 
 from __future__ import annotations
@@ -48,13 +52,13 @@ def addoption(spec: OptionSpec) -> None:
     ``plugins.<name>`` and validated like the core keys: wrong types and unknown keys are errors
     naming the dotted key.
 
-    :param spec: call ``spec.add("plugins.example.half_life_days", float, 30.0, "help text")``.
+    :param spec: call ``spec.add("plugins.example.half_life_days", "float", 30.0, "help text")``.
 
     Example::
 
         @recengine.hookimpl
         def addoption(spec):
-            spec.add("plugins.example_recency.half_life_days", float, 30.0,
+            spec.add("plugins.example_recency.half_life_days", "float", 30.0,
                      "how fast old plays fade")
     """
 
@@ -64,7 +68,7 @@ def configure(config: Config) -> None:
     """Called once with the validated configuration, on the main thread, before any work starts.
 
     Historic: plugins registered after configuration are called with it too. Read your own
-    section with ``config.get("plugins.<name>.<key>")``.
+    section with ``config["plugins.<name>.<key>"]`` (the default declared in ``addoption`` applies).
     """
 
 
