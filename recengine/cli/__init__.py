@@ -29,10 +29,11 @@ def _setup_logging(args) -> None:
 
 
 def _run(args) -> int:
-    if not args.needs_engine:
-        return args.func(args)
     from recengine.engine import Engine
 
+    args.open_engine = Engine.open  # the one place the command line opens engines
+    if not args.needs_engine:
+        return args.func(args)
     with Engine.open(args.config) as engine:
         if not (args.debug or args.quiet):
             logging.getLogger().setLevel(LOG_LEVELS[engine.config["log_level"]])

@@ -89,7 +89,6 @@ def cmd_failures(engine, args) -> int:
 
 def run_demo(args) -> int:
     from recengine.demo import make_demo_library
-    from recengine.engine import Engine
 
     preflight()
     base = Path(args.dir) if args.dir else Path(tempfile.gettempdir()) / "recengine-demo"
@@ -97,7 +96,7 @@ def run_demo(args) -> int:
     print(f"generating a demo library in {library} ...", file=sys.stderr)
     make_demo_library(library, per_style=args.tracks)
     raw = {"library": {"folders": [str(library)]}, "data_dir": str(base / "data"), "plugin_dirs": []}
-    with Engine.open(None, raw=raw) as engine:
+    with args.open_engine(None, raw=raw) as engine:
         report = engine.scan()
         print(report.summary())
         _print_demo_neighbours(engine)
