@@ -26,6 +26,7 @@ from recengine.plugin.manager import PluginSet
 from recengine.plugin.registry import Registry, collect
 from recengine.recommend.ranking import Recommender, Request
 from recengine.recommend.similarity import Similarity
+from recengine.sources import SubsonicSync, parse_sources
 
 log = logging.getLogger(__name__)
 
@@ -175,6 +176,13 @@ class Engine:
     def path(self, a, b, n: int = 12, filters=None):
         """A playlist of ``n`` tracks walking from ``a`` to ``b`` (ids or paths)."""
         return self.similarity.path(self.resolve(a).track_id, self.resolve(b).track_id, n, filters)
+
+    def source_syncs(self) -> list[SubsonicSync]:
+        """One sync per entry of ``sources:`` (parsed now: an unset ``${VAR}`` there breaks nothing else)."""
+        def tracks_of(recipe: str) -> list:
+            return [r.track for r in self.playlists.tracks_for(self.playlists.get(recipe))]
+
+        return [SubsonicSync(s, self.catalog, self.record_events, tracks_of) for s in parse_sources(self.config)]
 
     def close(self) -> None:
         index = self.__dict__.pop("index", None)

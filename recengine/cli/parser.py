@@ -11,6 +11,7 @@ from recengine.cli.library import cmd_daemon, cmd_failures, cmd_scan, cmd_status
 from recengine.cli.playing import cmd_play, cmd_playlists
 from recengine.cli.queries import cmd_history, cmd_path, cmd_recommend, cmd_similar
 from recengine.cli.setup import cmd_config, cmd_plugins
+from recengine.cli.sources import cmd_sync
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -88,6 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--topup-below", type=count, metavar="N", help="top up when fewer than N tracks remain")
     p.add_argument("--user", "-u", default="default", help="listener for top-up recommendations")
 
+    p = command("sync", cmd_sync, "pull likes and plays from the media servers under sources:, push playlists there")
+    p.add_argument("--source", action="append", metavar="NAME", help="only this source (repeatable)")
     p = command("failures", cmd_failures, "list files that could not be analysed, with the reason")
     p.add_argument("--json", action="store_true", help="JSON output")
 

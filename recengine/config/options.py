@@ -119,8 +119,14 @@ def core_options() -> OptionSpec:
     add("hook_deadline_s", "float", 5.0,
         "an event hook (track_added, startup, ...) that takes longer is logged and left to finish on its own",
         check=_positive)
+    add("http.enabled", "bool", True, "serve the HTTP API and the web page inside `recengine daemon`")
+    add("http.host", "str", "127.0.0.1", "address the HTTP server binds (anything but loopback needs http.token)")
+    add("http.port", "int", 8741, "HTTP port", check=_port)
+    add("http.token", "str?", None, "API token (else $RECENGINE_API_TOKEN, else one generated into "
+        "<data_dir>/api-token)", secret=True)
     add("outputs", "dict", {}, "playlist output folders and their path style")
     add("playlists", "list", [], "playlist recipes")
+    add("sources", "list", [], "media servers to learn from and push playlists to (recengine sync)")
     return spec
 
 
@@ -130,6 +136,10 @@ def _positive(v: Any) -> str | None:
 
 def _non_negative(v: Any) -> str | None:
     return None if v >= 0 else "must be 0 or more"
+
+
+def _port(v: Any) -> str | None:
+    return None if 0 <= v <= 65535 else "must be a port number (0-65535; 0: any free port)"
 
 
 def _check_extensions(v: list[str]) -> str | None:

@@ -23,6 +23,15 @@ def _expand_env(value: str, source: str, key: str, env: Mapping[str, str]) -> st
     return _ENV_REF.sub(lambda m: env[m.group(1)], value)
 
 
+def expand_env(value: str, source: str, key: str, env: Mapping[str, str]) -> str:
+    """``${VAR}`` in ``value`` from ``env``, for settings read where they are used (sections a stage
+    parses itself); an unset variable is a :class:`ConfigError` naming ``key``."""
+    expanded = _expand_env(value, source, key, env)
+    if isinstance(expanded, UnsetVariable):
+        raise expanded.error
+    return expanded
+
+
 def _coerce(opt: Option, value: Any, source: str, key: str, base: Path, env: Mapping[str, str]) -> Any:
     type_name = opt.type
     if type_name.endswith("?"):
