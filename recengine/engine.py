@@ -166,7 +166,8 @@ class Engine:
 
     @functools.cached_property
     def similarity(self) -> Similarity:
-        return Similarity(self.catalog, self.index)
+        return Similarity(self.catalog, self.index, local_scaling_k=self.config["similarity.local_scaling_k"],
+                          candidates=self.config["similarity.candidates"])
 
     def similar(self, seeds, n: int = 10, filters=None):
         """Tracks like ``seeds`` (ids or paths), best first, as Recommendations."""

@@ -101,6 +101,10 @@ def core_options() -> OptionSpec:
     add("index.dimensions", "int", 64,
         "index vectors are projected to this many dimensions (0: keep all); smaller is faster",
         check=_non_negative)
+    add("similarity.local_scaling_k", "int", 10,
+        "rank 'more like this' by distance / sqrt(distance of the candidate to its k-th neighbour) "
+        "(hubs stop crowding every list); 0 turns it off", check=_non_negative)
+    add("similarity.candidates", "int", 100, "how many nearest tracks are re-ranked per query", check=_positive)
     add("index.weights", "dict", {}, "per-extractor weight in the similarity vector, e.g. {timbre: 2}")
     add("daemon.settle_s", "float", 1.0,
         "a new file is analysed once it was closed and unchanged this long (inotify)", check=_positive)
@@ -121,7 +125,8 @@ def core_options() -> OptionSpec:
         check=_positive)
     add("http.enabled", "bool", True, "serve the HTTP API and the web page inside `recengine daemon`")
     add("http.host", "str", "127.0.0.1", "address the HTTP server binds (anything but loopback needs http.token)")
-    add("http.port", "int", 8741, "HTTP port", check=_port)
+    add("http.port", "int", 8741, "HTTP port (0: any free one)",
+        check=lambda v: None if 0 <= v <= 65535 else "must be a port number (0-65535)")
     add("http.token", "str?", None, "API token (else $RECENGINE_API_TOKEN, else one generated into "
         "<data_dir>/api-token)", secret=True)
     add("outputs", "dict", {}, "playlist output folders and their path style")
@@ -136,10 +141,6 @@ def _positive(v: Any) -> str | None:
 
 def _non_negative(v: Any) -> str | None:
     return None if v >= 0 else "must be 0 or more"
-
-
-def _port(v: Any) -> str | None:
-    return None if 0 <= v <= 65535 else "must be a port number (0-65535; 0: any free port)"
 
 
 def _check_extensions(v: list[str]) -> str | None:

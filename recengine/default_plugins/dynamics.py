@@ -28,7 +28,7 @@ class DynamicsExtractor:
     name = "dynamics"
     version = 1
     dim = 11
-    weight = 0.2
+    weight = 0.5
 
     def extract(self, samples: np.ndarray, sr: int) -> np.ndarray:
         a = dsp.analyse(samples, sr)

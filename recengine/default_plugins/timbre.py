@@ -44,7 +44,7 @@ class TimbreExtractor:
     name = "timbre"
     version = 1
     dim = dsp.N_MFCC + dsp.N_MFCC * (dsp.N_MFCC + 1) // 2 + 2 * dsp.N_MFCC  # 270
-    weight = 1.0
+    weight = 0.75
 
     def extract(self, samples: np.ndarray, sr: int) -> np.ndarray:
         a = dsp.analyse(samples, sr)

@@ -16,6 +16,7 @@ import numpy as np
 from recengine.models import NotInIndex, Recommendation, Track
 from recengine.recommend.distance import DUPLICATE_DISTANCE, closeness, distance
 from recengine.recommend.filters import Filters
+from recengine.recommend.local_scaling import LocalScaling
 
 if TYPE_CHECKING:
     from recengine.catalog import Catalog
@@ -25,10 +26,12 @@ if TYPE_CHECKING:
 class Similarity:
     """Queries over an index (generation + delta) and the catalog's track records."""
 
-    def __init__(self, catalog: Catalog, index: IndexBackend):
+    def __init__(self, catalog: Catalog, index: IndexBackend, *, local_scaling_k: int = 0, candidates: int = 0):
         self.catalog = catalog
         self.index = index
         self.metric = index.metric
+        self.local_scaling = LocalScaling(index, local_scaling_k) if local_scaling_k > 0 else None
+        self.candidates = candidates  # at least this many are ranked per query (re-ranking needs a pool)
 
     def _seed_vectors(self, seeds: Iterable[int]) -> dict[int, np.ndarray]:
         return self.index.vectors(list(dict.fromkeys(seeds)))
@@ -66,7 +69,7 @@ class Similarity:
         seed_sigs = {t.content_sig for t in seed_tracks.values()}
         exclude = set(seeds) | filters.exclude_tracks
         pool: dict[int, Track] = {}
-        per_seed = max(n, (2 * n) // len(vectors) + 5)
+        per_seed = max(n, (2 * n) // len(vectors) + 5, self.candidates // len(vectors))
         for vec in vectors.values():
             pool.update(self._candidates(vec, per_seed, exclude, filters, seed_sigs))
         if len(vectors) > 1:  # the middle of the group finds tracks between the seeds too
@@ -80,7 +83,8 @@ class Similarity:
         seed_mat = list(vectors.items())
         dists = np.stack([distance(v, cand, self.metric) for _, v in seed_mat])  # (seeds, cands)
         mean = dists.mean(axis=0)
-        order = np.argsort(mean, kind="stable")[:n]
+        rank = mean if self.local_scaling is None else self.local_scaling.rerank(mean, ids, cand)
+        order = np.argsort(rank, kind="stable")[:n]
         names = {s: seed_tracks[s].display for s in vectors if s in seed_tracks}
         out = []
         for i in order:
