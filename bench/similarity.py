@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -72,11 +73,20 @@ def measure(engine, folders: list[Path], k: int) -> dict:
             "query_ms": 1000 * (time.perf_counter() - started) / max(len(ids), 1)}
 
 
+SETTINGS: dict[str, object] = {}  # --set KEY=VALUE (dotted config keys), for trying a setting
+
+
 def open_engine(folders: list[Path], data_dir: Path, workers: int, weights: dict | None = None) -> Engine:
     raw = {"library": {"folders": [str(f) for f in folders]}, "data_dir": str(data_dir), "plugin_dirs": [],
            "scan": {"workers": workers}}
     if weights is not None:
         raw["index"] = {"weights": weights}
+    for key, value in SETTINGS.items():
+        node = raw
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
     return Engine.open(None, raw=raw)
 
 
@@ -120,7 +130,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", choices=("all", "fused"), default="all", help="fused only, or each extractor too")
     ap.add_argument("--scopes", default="whole,A,B", help="comma-separated subset of whole,A,B")
     ap.add_argument("--json", type=Path, help="write the measurements to this file")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="a config setting for every engine, e.g. similarity.candidates=50 (YAML value)")
     args = ap.parse_args(argv)
+    for item in args.set:
+        key, _, value = item.partition("=")
+        SETTINGS[key] = yaml.safe_load(value)
     if not args.dir.is_dir():
         ap.error("DIR must be a folder with one subfolder per label")
     directory = args.dir.resolve()

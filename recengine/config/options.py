@@ -104,7 +104,9 @@ def core_options() -> OptionSpec:
     add("similarity.local_scaling_k", "int", 10,
         "rank 'more like this' by distance / sqrt(distance of the candidate to its k-th neighbour) "
         "(hubs stop crowding every list); 0 turns it off", check=_non_negative)
-    add("similarity.candidates", "int", 100, "how many nearest tracks are re-ranked per query", check=_positive)
+    add("similarity.candidates", "int", 30,
+        "at least this many allowed nearest tracks are fetched and re-ranked per query (about 3x as many are read)",
+        check=_positive)
     add("index.weights", "dict", {}, "per-extractor weight in the similarity vector, e.g. {timbre: 2}")
     add("daemon.settle_s", "float", 1.0,
         "a new file is analysed once it was closed and unchanged this long (inotify)", check=_positive)
