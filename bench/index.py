@@ -30,7 +30,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from recengine.index.store import IndexStore, search_k_for  # noqa: E402
+from recengine.index.calibration import search_k_for  # noqa: E402
+from recengine.index.store import IndexStore  # noqa: E402
 
 
 def clustered_vectors(

@@ -5,6 +5,7 @@ T6, T7, T33-T36, T38; T37 (ids up to 1e9) is covered by the id tests here, its R
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -20,14 +21,10 @@ from annoy import AnnoyIndex
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from recengine.index.store import (
-    MAX_NORM,
-    MIN_NORM,
-    SHARD_MIN_ITEMS,
-    IndexStore,
-    check_annoy_file,
-    default_shards,
-)
+from recengine.index.annoy_file import check_annoy_file
+from recengine.index.shards import SHARD_MIN_ITEMS, default_shards
+from recengine.index.store import IndexStore
+from recengine.index.validation import MAX_NORM, MIN_NORM
 
 DIM = 8
 
@@ -164,12 +161,13 @@ def test_t34_queries_during_rebuild_cycles(tmp_path: Path, shards: int) -> None:
     for t in threads:
         t.start()
     pinned = None
+    reader_inside = contextlib.ExitStack()
     try:
         for cycle in range(2, 32):
             gen = store.build(base + cycle * 10**7, x, {"cycle": cycle})
             assert gen == cycle
             if cycle == 5:
-                pinned, _ = store._pin()  # a reader that stays inside a query
+                pinned = reader_inside.enter_context(store.pinned())  # a reader that stays inside a query
     finally:
         stop.set()
         for t in threads:
@@ -183,7 +181,7 @@ def test_t34_queries_during_rebuild_cycles(tmp_path: Path, shards: int) -> None:
         shards > 1
     )
     assert all(len(a.get_nns_by_vector(x[0].tolist(), 3)) == 3 for a in pinned.anns)
-    store._unpin(pinned)
+    reader_inside.close()
     exts = ("ann", "ids.npy", "json") + (("s1.ann",) if shards > 1 else ())
     assert _files(tmp_path) == sorted(f"gen-{g:06d}.{ext}" for g in (30, 31) for ext in exts)
     store.close()
@@ -428,7 +426,7 @@ def test_t7_wrong_f_or_metric_refused_without_crash(tmp_path: Path, f: int, metr
 def test_failed_build_keeps_current_generation_and_leaves_no_files(tmp_path: Path, monkeypatch) -> None:
     import errno
 
-    import recengine.index.store as index_mod
+    import recengine.index.manifest as index_mod
 
     store = IndexStore(tmp_path)
     ids, x = _data(200)
