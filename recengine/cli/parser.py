@@ -17,7 +17,8 @@ from recengine.cli.sources import cmd_sync
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="recengine", description="Music recommendations beside your media server.")
     parser.add_argument("--version", action="version", version=f"recengine {__version__}")
-    parser.add_argument("--config", "-c", help="config file (default: $RECENGINE_CONFIG, else ./config.yaml)")
+    parser.add_argument("--config", "-c", help="config file (default: $RECENGINE_CONFIG, else "
+                        "~/.config/recengine/config.yaml, else /etc/recengine/config.yaml; `config path` tells)")
     parser.add_argument("--debug", action="store_true", help="debug logging and tracebacks on errors")
     parser.add_argument("--quiet", "-q", action="store_true", help="only warnings and errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=IntermixedParser)

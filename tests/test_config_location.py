@@ -1,0 +1,94 @@
+"""Where the config file is: each location rule, relative paths, and the plugin-folder default."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from recengine.config import build_config, core_options
+from recengine.config.loader import init_target, locate_config, user_config_path
+
+
+@pytest.fixture
+def places(tmp_path, monkeypatch):
+    """A home, an XDG config folder, a system file and a working folder, all empty; cwd is the last."""
+    home, xdg, work = tmp_path / "home", tmp_path / "xdg", tmp_path / "work"
+    for folder in (home, xdg, work):
+        folder.mkdir()
+    monkeypatch.chdir(work)
+    env = {"HOME": str(home), "XDG_CONFIG_HOME": str(xdg)}
+    return env, tmp_path / "etc" / "recengine" / "config.yaml"
+
+
+def touch(path: Path, text: str = "{}\n") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def test_explicit_option_wins_over_everything(places):
+    env, system = places
+    touch(system)
+    touch(user_config_path(env))
+    env["RECENGINE_CONFIG"] = "/elsewhere.yaml"
+    location = locate_config("named.yaml", env, system=system)
+    assert (location.path, location.rule) == (Path("named.yaml"), "--config")
+
+
+def test_environment_variable_comes_next_even_when_the_file_is_missing(places):
+    env, system = places
+    touch(user_config_path(env))
+    env["RECENGINE_CONFIG"] = "/nowhere/config.yaml"
+    location = locate_config(None, env, system=system)
+    assert (location.path, location.rule) == (Path("/nowhere/config.yaml"), "$RECENGINE_CONFIG")
+
+
+def test_xdg_config_home_then_home_dot_config(places):
+    env, system = places
+    touch(system)
+    assert user_config_path(env) == Path(env["XDG_CONFIG_HOME"]) / "recengine" / "config.yaml"
+    touch(user_config_path(env))
+    assert locate_config(None, env, system=system).path == user_config_path(env)
+    assert locate_config(None, env, system=system).rule == "$XDG_CONFIG_HOME"
+    for unset in ({"HOME": env["HOME"]}, {"HOME": env["HOME"], "XDG_CONFIG_HOME": ""},
+                  {"HOME": env["HOME"], "XDG_CONFIG_HOME": "relative/dir"}):  # ignored, as the XDG spec says
+        assert user_config_path(unset) == Path(env["HOME"]) / ".config" / "recengine" / "config.yaml"
+
+
+def test_system_file_when_the_user_has_none(places):
+    env, system = places
+    touch(system)
+    location = locate_config(None, env, system=system)
+    assert (location.path, location.rule) == (system, "/etc")
+
+
+def test_built_in_defaults_and_the_working_folder_is_never_read(places):
+    env, system = places
+    touch(Path.cwd() / "config.yaml", "library: {folders: [/nowhere]}\n")
+    location = locate_config(None, env, system=system)
+    assert (location.path, location.rule) == (None, "defaults")
+
+
+def test_init_writes_where_the_location_rules_look_first(places):
+    env, _ = places
+    assert init_target(None, env) == user_config_path(env)
+    assert init_target("x.yaml", env) == Path("x.yaml")
+    assert init_target(None, {**env, "RECENGINE_CONFIG": "/y.yaml"}) == Path("/y.yaml")
+
+
+def test_relative_paths_are_relative_to_the_file_in_use(places):
+    env, system = places
+    path = touch(user_config_path(env), "library: {folders: [music]}\nplugin_dirs: [more-plugins]\n")
+    config = build_config(locate_config(None, env, system=system).path, core_options())
+    assert config["library.folders"] == [str(path.parent / "music")]
+    assert config["plugin_dirs"] == [str(path.parent / "more-plugins")]
+
+
+def test_plugin_folder_default_is_beside_the_config_and_none_without_one(places):
+    env, _ = places
+    path = touch(user_config_path(env))
+    assert build_config(path, core_options())["plugin_dirs"] == [str(path.parent / "plugins")]
+    # built-in defaults: no plugin folder at all (not ./plugins of wherever the command runs)
+    assert build_config(None, core_options())["plugin_dirs"] == []
+    assert build_config(None, core_options(), {"library": {"folders": ["/srv/music"]}})["plugin_dirs"] == []
