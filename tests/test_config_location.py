@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 import pytest
 
 from recengine.config import build_config, core_options
 from recengine.config.loader import init_target, locate_config, user_config_path
+from recengine.plugin.boot import drop_in_refusal, load_settings
 
 
 @pytest.fixture
@@ -92,3 +95,63 @@ def test_plugin_folder_default_is_beside_the_config_and_none_without_one(places)
     # built-in defaults: no plugin folder at all (not ./plugins of wherever the command runs)
     assert build_config(None, core_options())["plugin_dirs"] == []
     assert build_config(None, core_options(), {"library": {"folders": ["/srv/music"]}})["plugin_dirs"] == []
+
+
+def write_plugin(folder: Path, name: str = "evil") -> Path:
+    """A drop-in that leaves a mark when it is imported."""
+    folder.mkdir(parents=True, exist_ok=True)
+    plugin = folder / f"{name}.py"
+    plugin.write_text(f"from pathlib import Path\nPath({str(folder.parent / (name + '-ran'))!r}).touch()\n")
+    return plugin
+
+
+def test_working_folder_plugins_never_run_with_the_defaults(places):
+    plugin = write_plugin(Path.cwd() / "plugins")
+    config, plugin_set = load_settings(None, entrypoints=False)
+    assert config["plugin_dirs"] == [] and "evil" not in plugin_set.names
+    assert not (plugin.parent.parent / "evil-ran").exists()
+
+
+def test_plugins_beside_the_config_file_load(places):
+    env, _ = places
+    path = touch(user_config_path(env))
+    write_plugin(path.parent / "plugins", "mine")
+    _, plugin_set = load_settings(path, entrypoints=False)
+    assert "mine" in plugin_set.names and (path.parent / "mine-ran").exists()
+
+
+@pytest.mark.parametrize("target", ["file", "folder", "parent", "package file"])
+def test_drop_ins_writable_by_others_are_refused_with_the_fix(tmp_path, target):
+    config_dir = tmp_path / "conf"
+    config_dir.mkdir()
+    (config_dir / "config.yaml").write_text("{}\n")
+    plugin = write_plugin(config_dir / "plugins")
+    package = config_dir / "plugins" / "pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    changed = {"file": plugin, "folder": plugin.parent, "parent": config_dir,
+               "package file": package / "__init__.py"}[target]
+    changed.chmod(changed.stat().st_mode | stat.S_IWOTH)
+    _, plugin_set = load_settings(config_dir / "config.yaml", entrypoints=False)
+    assert "evil" not in plugin_set.names and not (config_dir / "evil-ran").exists()
+    [failure] = plugin_set.failures
+    assert failure.location == str(config_dir / "plugins")
+    assert f"{changed} is writable by other users (chmod go-w {changed})" in failure.error
+    changed.chmod(changed.stat().st_mode & ~(stat.S_IWOTH | stat.S_IWGRP))
+    _, plugin_set = load_settings(config_dir / "config.yaml", entrypoints=False)
+    assert "evil" in plugin_set.names and not plugin_set.failures
+
+
+def test_group_writable_and_foreign_owned_files_are_refused_but_a_sticky_parent_is_not(tmp_path):
+    sticky = tmp_path / "shared"
+    sticky.mkdir()
+    sticky.chmod(0o1777)  # as /tmp: others may add files here but not replace ours
+    plugin = write_plugin(sticky / "plugins")
+    assert drop_in_refusal(plugin.parent) is None
+    plugin.chmod(0o664)
+    assert "is writable by other users" in drop_in_refusal(plugin.parent)
+    plugin.chmod(0o644)
+    if os.getuid() != 0:
+        pytest.skip("changing a file's owner needs root")
+    os.chown(plugin, 65534, -1)
+    assert f"{plugin} is owned by " in drop_in_refusal(plugin.parent)
