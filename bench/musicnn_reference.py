@@ -39,8 +39,8 @@ Result (2026-12-01; TF 2.15.1 CPU, librosa 0.11.0, numpy 1.26.4 on the TF side, 
 2.4.6; 3 generated 10 s signals + 20 s of 3 corpus tracks, 3-6 patches each), exit status 0:
 
     model        max abs diff per patch   of the track mean   largest |embedding| value
-    MTT_vgg      9.4e-06                  8.8e-06             3.4
-    MSD_musicnn  5.2e-06                  4.1e-06             5.5
+    MTT_vgg      1.0e-05                  8.9e-06             3.4
+    MSD_musicnn  5.5e-06                  4.7e-06             5.5
     (tolerance 1e-3; musicnn's own float16 front end differs from its float32 one by <= 1.1e-3,
     its batch-size-1 MSD_musicnn penultimate had every row after the first stale, 2/2 or 5/5)
 """

@@ -20,6 +20,11 @@ cosine): same-label precision@10 and leave-one-out 1-NN, micro (over tracks) and
 labels), on the whole corpus and on two halves of the labels (names sorted; half A = even
 positions, half B = odd), where a half's scores use only its own tracks as queries and
 neighbours. ``--json FILE`` writes every number.
+
+``--speed N`` instead times the extractor plugin itself in this one process (set
+``OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1`` so BLAS uses one core): the first N tracks,
+decoded beforehand, each net's ``MusicnnExtractor.extract`` (default ``max_patches``), reporting
+x realtime on the analysed audio and on the decoded audio, and the process's peak RSS.
 """
 
 from __future__ import annotations
@@ -134,6 +139,31 @@ def scores(x: np.ndarray, labels: np.ndarray) -> dict:
     }
 
 
+def speed(tracks: list[Path], models_dir) -> int:
+    import resource
+
+    from recengine.default_plugins.musicnn_extractor import MusicnnExtractor
+    from recengine.neural import musicnn
+
+    audio = [decode(t)[0] for t in tracks]
+    decoded = sum(len(y) for y in audio) / SR
+    out = {"tracks": len(tracks), "decoded_s": decoded, "threads": os.environ.get("OPENBLAS_NUM_THREADS")}
+    for n in NETS:
+        ex = MusicnnExtractor(model=n, models_dir=models_dir)
+        ex.setup()
+        ex.extract(audio[0][: SR * 4], SR)  # warm up
+        analysed = sum(len(musicnn.patches(np.zeros((1 + len(y) // 256, 1)), max_patches=ex.max_patches)) for y in audio)
+        analysed *= musicnn.PATCH_SECONDS
+        t0 = time.perf_counter()
+        for y in audio:
+            ex.extract(y, SR)
+        dt = time.perf_counter() - t0
+        out[n] = {"cpu_s": dt, "analysed_s": analysed, "x_realtime_analysed": analysed / dt, "x_realtime_decoded": decoded / dt}
+    out["max_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps(out, indent=1))
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("corpus", type=Path)
@@ -142,12 +172,15 @@ def main() -> int:
     ap.add_argument("--max-patches", type=int, default=60)
     ap.add_argument("--models-dir", type=Path, default=None)
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--speed", type=int, default=0, metavar="N")
     args = ap.parse_args()
 
     corpus = args.corpus.resolve()
     tracks = sorted(p for p in corpus.glob("*/*") if p.is_file() and p.suffix.lower() in AUDIO_EXT)
     labels = np.array([t.relative_to(corpus).parts[0] for t in tracks])
     print(f"{len(tracks)} tracks, {len(set(labels))} labels")
+    if args.speed:
+        return speed(tracks[:: max(1, len(tracks) // args.speed)][: args.speed], args.models_dir)
 
     t0 = time.perf_counter()
     jobs = [(corpus, t, args.cache, args.max_patches, args.models_dir) for t in tracks]

@@ -123,6 +123,16 @@ def test_conv2d_against_scipy(shape, kernel, padding, strides):
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("shape", [(1, 12, 8, 16), (2, 11, 7, 3), (1, 1, 1, 2), (1, 92, 48, 20)])
+def test_winograd_3x3_against_scipy(shape):
+    x = RNG.standard_normal(shape).astype(np.float32)
+    w = RNG.standard_normal((3, 3, shape[3], 5)).astype(np.float32)
+    got = layers.conv3x3_same_winograd(x, layers.winograd_kernel(w))
+    want = ref_conv(x, w, None, "same")
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
+
+
 def test_conv2d_errors():
     with pytest.raises(ValueError, match="does not fit"):
         layers.conv2d(np.zeros((1, 4, 4, 2)), np.zeros((3, 3, 1, 1)))
@@ -174,6 +184,18 @@ def test_pool_then_act_is_exact_with_negative_scales():
     np.testing.assert_array_equal(musicnn._pool_then_act(z, bias, scale, shift, (4, 1), (2, 2)), direct)
     direct_f = (np.maximum(z + bias, 0) * scale + shift).max(axis=2)
     np.testing.assert_array_equal(musicnn._pool_then_act(z, bias, scale, shift, None, None), direct_f)
+    # with the negative-scale channels computed from negated kernels: one max pool, same values
+    k = RNG.standard_normal((3, 3, 2, 5)).astype(np.float32)
+    x = RNG.standard_normal((1, 20, 12, 2)).astype(np.float32)
+    kf, sign = musicnn._flip(k, scale)
+    assert list(sign) == [1, -1, 1, -1, 1]
+    zf = layers.conv2d(x, kf, None, "same")
+    z0 = layers.conv2d(x, k, None, "same")
+    np.testing.assert_array_equal(zf, z0 * sign)  # negation is exact
+    direct = layers.max_pool2d(np.maximum(z0 + bias, 0) * scale + shift, (4, 1), (2, 2))
+    np.testing.assert_array_equal(musicnn._pool_then_act(zf, bias, scale, shift, (4, 1), (2, 2), sign), direct)
+    direct_f = (np.maximum(z0 + bias, 0) * scale + shift).max(axis=2)
+    np.testing.assert_array_equal(musicnn._pool_then_act(zf, bias, scale, shift, None, None, sign), direct_f)
 
 
 # --- front end ------------------------------------------------------------------------------------------
@@ -242,6 +264,25 @@ def test_log_mel_matches_librosa_values():
     np.testing.assert_allclose(lm[[0, 10, 62]][:, [5, 30, 60, 95]], want, rtol=1e-5, atol=1e-5)
 
 
+def test_log_mel_selected_frames_and_chunks():
+    y = RNG.standard_normal(16000 * 3).astype(np.float32) * 0.3
+    full = layers.log_mel(y)
+    idx = np.array([0, 5, 6, 100, len(full) - 1, 3])
+    np.testing.assert_array_equal(layers.log_mel(y, frames=idx), full[idx])
+    np.testing.assert_array_equal(layers.power_spectrogram(y, 512, 256, chunk=7), layers.power_spectrogram(y, 512, 256))
+
+
+def test_track_patch_embeddings_equals_slicing_the_whole_log_mel():
+    w = tiny_vgg_weights(4)
+    net = musicnn.VGG(w)
+    y = (RNG.standard_normal(16000 * 20) * 0.2).astype(np.float32)
+    got = musicnn.track_patch_embeddings(net, y, max_patches=3)
+    want = net.embed_patches(musicnn.patches(layers.log_mel(y), max_patches=3))
+    np.testing.assert_array_equal(got, want)
+    short = musicnn.track_patch_embeddings(net, y[:16000])  # under 3 s: one repeat-padded patch
+    assert short.shape == (1, 4)
+
+
 def test_loud_input_stays_finite():
     y = np.sign(np.sin(2 * np.pi * 110 * np.arange(16000) / 16000)).astype(np.float32)  # full scale
     lm = layers.log_mel(y)
@@ -287,15 +328,16 @@ def ref_vgg(x, w):
 
 
 def test_tiny_vgg_against_reference():
-    w = tiny_vgg_weights()
+    w = tiny_vgg_weights(16)  # 16 channels: conv2-5 take the Winograd path
     x = (RNG.random((2, 187, 96)) * 3).astype(np.float32)
     net = musicnn.VGG(w)
+    assert [u is not None for u in net.wino] == [False, True, True, True, True]
     feats = net.features(x)
     want = ref_vgg(x, w)
-    assert feats.shape == want.shape == (2, 2, 1, 3)
+    assert feats.shape == want.shape == (2, 2, 1, 16)
     np.testing.assert_allclose(feats, want, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(net.embed_patches(x), want.mean(axis=(1, 2)), rtol=1e-4, atol=1e-4)
-    assert net.dim == 3
+    assert net.dim == 16
 
 
 def tiny_musicnn_weights(f1=3, f2=2, m=4, d=5):

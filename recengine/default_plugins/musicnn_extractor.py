@@ -2,13 +2,21 @@
 
 The track embedding is the mean over its 3 s patches of the chosen net's embedding layer:
 
-- ``MTT_vgg`` (default): pool5 of the VGG-like net trained on MagnaTagATune, 128 dims,
-- ``MSD_musicnn``: penultimate dense layer of musicnn trained on the Million Song Dataset, 200.
+- ``MSD_musicnn`` (default): penultimate dense layer of musicnn trained on the Million Song
+  Dataset, 200 dims, registered as ``musicnn``;
+- ``MTT_vgg``: pool5 of the VGG-like net trained on MagnaTagATune, 128 dims
+  (``MusicnnExtractor(model="MTT_vgg")``, registered under its own name ``musicnn_mtt_vgg``).
 
-The default was picked on the dev corpus (same-soundtrack precision@10 / 1-NN with cosine
-distance, ``bench/neural_similarity.py``). At most ``max_patches`` patches (default 60, i.e. 3
-minutes of audio), evenly spread over the track, are analysed; a track under 3 s is
-repeat-padded to one patch.
+The default was picked on the dev corpus (265 tracks, 15 soundtracks; cosine distance; mean over
+up to 60 patches; ``bench/neural_similarity.py``): same-soundtrack precision@10 / 1-NN, micro,
+
+    MSD_musicnn   all 0.343 / 0.506   half A 0.599 / 0.750   half B 0.398 / 0.569
+    MTT_vgg       all 0.332 / 0.442   half A 0.595 / 0.688   half B 0.383 / 0.504
+
+(mean+std over patches did not help consistently). Speed on one core (OpenBLAS 1 thread):
+MSD_musicnn ~108x realtime on the analysed audio (best of 7; ~90x on a busy shared machine),
+MTT_vgg ~150x. At most ``max_patches`` patches (default 60, i.e. 3 minutes of audio), evenly
+spread over the track, are analysed; a track under 3 s is repeat-padded to one patch.
 
 The weights are not shipped: ``recengine.neural.install.install_models`` fetches the musicnn 0.1.0
 wheel (ISC licence) with pip and converts it into the models dir. The hook registers the
@@ -24,7 +32,7 @@ import numpy as np
 from recengine import hookimpl
 from recengine.neural import install, musicnn
 
-DEFAULT_MODEL = "MTT_vgg"
+DEFAULT_MODEL = "MSD_musicnn"
 DIMS = {"MTT_vgg": 128, "MSD_vgg": 128, "MSD_musicnn": 200, "MTT_musicnn": 200}
 MAX_PATCHES = 60
 
@@ -36,7 +44,7 @@ class MusicnnExtractor:
     """Extractor plugin: ``extract(samples, sr)`` -> float32 embedding of length ``dim``.
 
     The default net is registered as ``musicnn``; another net gets its own name
-    (``musicnn_msd_musicnn``, ...) so vectors of different nets never share a catalog column.
+    (``musicnn_mtt_vgg``, ...) so vectors of different nets never share a catalog column.
     """
 
     version = 1

@@ -23,6 +23,9 @@ from numpy.lib.stride_tricks import sliding_window_view
 __all__ = [
     "tf_same_padding",
     "conv2d",
+    "winograd_kernel",
+    "conv3x3_same_winograd",
+    "FreqDFTConv",
     "max_pool2d",
     "batch_norm",
     "bn_scale_shift",
@@ -88,6 +91,148 @@ def conv2d(
     if bias is not None:
         out += np.asarray(bias, dtype=np.float32)
     return out
+
+
+# Winograd F(2x2, 3x3) (Lavin & Gray 2015): a 3x3 stride-1 'same' convolution as 16 matmuls
+# on 4x4 input tiles that overlap by 2, 2.25x fewer multiplications than im2col. The transforms
+# only add and subtract (and halve, in G), so float32 results stay within ~1e-6 relative.
+_G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
+
+
+def winograd_kernel(kernel: np.ndarray) -> np.ndarray:
+    """(3, 3, C, O) kernel -> (16, C, O) transformed kernel ``G g G^T`` for F(2x2, 3x3)."""
+    k = np.asarray(kernel, dtype=np.float64)
+    if k.shape[:2] != (3, 3):
+        raise ValueError(f"winograd_kernel: a 3x3 kernel, not {k.shape}")
+    u = np.einsum("ai,ijco,bj->abco", _G, k, _G)  # (4, 4, C, O)
+    return np.ascontiguousarray(u.reshape(16, k.shape[2], k.shape[3]), dtype=np.float32)
+
+
+def conv3x3_same_winograd(x: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """TF ``conv2d(x, k, padding="same")`` for a 3x3 kernel, stride 1, with ``u = winograd_kernel(k)``."""
+    x = np.asarray(x, dtype=np.float32)
+    n, h, w, c = x.shape
+    th, tw = -(-h // 2), -(-w // 2)
+    # 'same' pads 1 on each side; odd sizes get one more zero row/column so the tiles cover all
+    xp = np.zeros((n, 2 * th + 2, 2 * tw + 2, c), np.float32)
+    xp[:, 1 : h + 1, 1 : w + 1] = x
+
+    def e(a, b):  # element (a, b) of every 4x4 tile: a strided view, no copy
+        return xp[:, a : a + 2 * th : 2, b : b + 2 * tw : 2]
+
+    v = np.empty((16, n, th, tw, c), np.float32)
+    for b in range(4):  # B^T d along the rows of the tile, for each column b
+        d0, d1, d2, d3 = e(0, b), e(1, b), e(2, b), e(3, b)
+        v[0 + b] = d0 - d2
+        v[4 + b] = d1 + d2
+        v[8 + b] = d2 - d1
+        v[12 + b] = d1 - d3
+    for r in range(4):  # then (.) B along the columns, in place per row r
+        t0, t1, t2, t3 = v[4 * r].copy(), v[4 * r + 1].copy(), v[4 * r + 2], v[4 * r + 3]
+        v[4 * r + 3] = t1 - t3
+        v[4 * r + 0] = t0 - t2
+        v[4 * r + 1] = t1 + t2
+        np.subtract(t2, t1, out=v[4 * r + 2])
+    m = np.matmul(v.reshape(16, n * th * tw, c), u)  # (16, tiles, O)
+    o = u.shape[2]
+    m = m.reshape(4, 4, n, th, tw, o)
+    s0 = m[0] + m[1] + m[2]  # A^T M along the rows: (4, n, th, tw, O) each
+    s1 = m[1] - m[2] - m[3]
+    y = np.empty((n, th, 2, tw, 2, o), np.float32)
+    for i, sr in enumerate((s0, s1)):  # then (.) A along the columns
+        y[:, :, i, :, 0] = sr[0] + sr[1] + sr[2]
+        y[:, :, i, :, 1] = sr[1] - sr[2] - sr[3]
+    return y.reshape(n, 2 * th, 2 * tw, o)[:, :h, :w]
+
+
+class FreqDFTConv:
+    """'valid' convolutions of a one-channel (P, T + kt - 1, F) input, computed through a DFT along F.
+
+    For kernels ``(kt, kf_i, 1, O_i)`` sharing ``kt`` (musicnn's timbral 7x38 and 7x67 filters),
+    a cross-correlation along F is a product with the conjugate kernel spectrum after a length-F
+    real DFT; the outputs at the ``F - kf_i + 1`` 'valid' positions are untouched by the circular
+    wrap-around. So: one real FFT of the input rows; per frequency bin, one small matmul sums the
+    ``kt`` time taps (real and imaginary parts as a real (2 O) x (2 kt) product); then the inverse
+    DFT at the valid positions only, as one matmul per kernel. About 2-3x fewer flops than im2col
+    for these kernels; float32 results within ~1e-6 relative of the direct sum.
+    """
+
+    def __init__(self, kernels: list[np.ndarray], width: int):
+        kts = {k.shape[0] for k in kernels}
+        if len(kts) != 1 or any(k.shape[2] != 1 or k.shape[1] > width for k in kernels):
+            raise ValueError("FreqDFTConv: kernels (kt, kf <= width, 1, O) with one kt")
+        self.kt = kts.pop()
+        self.width = width
+        nb = width // 2 + 1
+        self.nb = nb
+        spec = [
+            np.fft.rfft(np.asarray(k[:, :, 0, :], np.float64), n=width, axis=1) for k in kernels
+        ]  # (kt, nb, O_i)
+        w = np.concatenate(spec, axis=2)
+        wr, wi = w.real.transpose(1, 2, 0), w.imag.transpose(1, 2, 0)  # (nb, O, kt)
+        # rows: [Re y (O); Im y (O)], columns: [Re x taps (kt), Im x taps (kt)]; y = x * conj(w)
+        top = np.concatenate([wr, wi], axis=2)
+        bottom = np.concatenate([-wi, wr], axis=2)
+        self.bt = np.ascontiguousarray(np.concatenate([top, bottom], axis=1), dtype=np.float32)
+        self.o_total = w.shape[2]
+        self.splits = []
+        lo = 0
+        k = np.arange(nb)
+        weight = np.where((k == 0) | ((width % 2 == 0) & (k == width // 2)), 1.0, 2.0) / width
+        for kern in kernels:
+            nv = width - kern.shape[1] + 1
+            f = np.arange(nv)[:, None]
+            inv = np.empty((nv, nb, 2))
+            inv[:, :, 0] = weight * np.cos(2 * np.pi * k * f / width)
+            inv[:, :, 1] = -weight * np.sin(2 * np.pi * k * f / width)
+            self.splits.append((lo, kern.shape[3], np.ascontiguousarray(inv.reshape(nv, 2 * nb), dtype=np.float32)))
+            lo += kern.shape[3]
+
+    def _spectra(self, xp: np.ndarray):
+        """Per patch: the (nb, 2 O, T) tap-summed spectra of all kernels' outputs."""
+        xp = np.asarray(xp, dtype=np.float32)
+        if xp.ndim != 3 or xp.shape[2] != self.width or xp.shape[1] < self.kt:
+            raise ValueError(f"FreqDFTConv: input {xp.shape} does not fit (P, >= {self.kt}, {self.width})")
+        t = xp.shape[1] - self.kt + 1
+        x = scipy.fft.rfft(xp, axis=2)  # (P, T + kt - 1, nb) complex64
+        for i in range(xp.shape[0]):
+            xr = np.ascontiguousarray(x[i].real.T)  # (nb, T + kt - 1)
+            xi = np.ascontiguousarray(x[i].imag.T)
+            at = np.empty((self.nb, 2 * self.kt, t), np.float32)
+            for j in range(self.kt):
+                at[:, j] = xr[:, j : j + t]
+                at[:, self.kt + j] = xi[:, j : j + t]
+            yield t, np.matmul(self.bt, at).reshape(self.nb, 2, self.o_total, t)
+
+    def _outputs(self, y: np.ndarray, t: int):
+        for lo, oc, inv in self.splits:
+            part = y[:, :, lo : lo + oc, :]  # (nb, 2, oc, t): rows (bin, re/im) at one stride
+            rows = np.lib.stride_tricks.as_strided(part, shape=(2 * self.nb, oc * t), strides=(part.strides[1], 4))
+            yield (inv @ rows).reshape(inv.shape[0], oc, t)  # (valid F, oc, t)
+
+    def __call__(self, xp: np.ndarray) -> list[np.ndarray]:
+        """The full outputs, (P, T, F - kf_i + 1, O_i) per kernel (as ``conv2d(..., "valid")``)."""
+        outs: list[list[np.ndarray]] = [[] for _ in self.splits]
+        for t, y in self._spectra(xp):
+            for i, z in enumerate(self._outputs(y, t)):
+                outs[i].append(z.transpose(2, 0, 1))
+        return [np.stack(o) for o in outs]
+
+    def max_over_freq(self, xp: np.ndarray, chunk: int = 2048) -> list[np.ndarray]:
+        """The outputs' maximum over the valid frequency positions: (P, T, O_i) per kernel.
+
+        The inverse transform runs ``chunk`` columns at a time, each reduced while in cache.
+        """
+        outs: list[list[np.ndarray]] = [[] for _ in self.splits]
+        for t, y in self._spectra(xp):
+            for i, (lo, oc, inv) in enumerate(self.splits):
+                part = y[:, :, lo : lo + oc, :]
+                rows = np.lib.stride_tricks.as_strided(part, shape=(2 * self.nb, oc * t), strides=(part.strides[1], 4))
+                mx = np.empty(oc * t, np.float32)
+                for s in range(0, oc * t, chunk):
+                    np.max(inv @ rows[:, s : s + chunk], axis=0, out=mx[s : s + chunk])
+                outs[i].append(mx.reshape(oc, t).T)
+        return [np.stack(o) for o in outs]
 
 
 def max_pool2d(
@@ -182,31 +327,42 @@ def mel_filterbank(sr: int, n_fft: int, n_mels: int, fmin: float = 0.0, fmax: fl
     return w.astype(np.float32)
 
 
-def power_spectrogram(y: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
+def power_spectrogram(y: np.ndarray, n_fft: int, hop: int, frames=None, chunk: int = 2048) -> np.ndarray:
     """(frames, 1 + n_fft // 2) |STFT|^2 of ``y``, centred frames (zero padding), float32.
 
     Frame t covers samples ``[t * hop - n_fft // 2, t * hop + n_fft // 2)``; there are
-    ``1 + len(y) // hop`` frames.
+    ``1 + len(y) // hop`` frames. ``frames`` (indices) computes only those, in that order. Frames
+    are transformed ``chunk`` at a time, so memory stays ~ the signal plus one chunk.
     """
     y = np.asarray(y, dtype=np.float32).ravel()
     half = n_fft // 2
     yp = np.zeros(len(y) + 2 * half, dtype=np.float32)
     yp[half : half + len(y)] = y
-    frames = sliding_window_view(yp, n_fft)[::hop]
-    spec = scipy.fft.rfft(frames * hann_periodic(n_fft), axis=1)
-    return (spec.real**2 + spec.imag**2).astype(np.float32)
+    view = sliding_window_view(yp, n_fft)[::hop]
+    idx = np.arange(view.shape[0]) if frames is None else np.asarray(frames, dtype=np.intp)
+    window = hann_periodic(n_fft)
+    out = np.empty((len(idx), n_fft // 2 + 1), np.float32)
+    for s in range(0, len(idx), chunk):
+        spec = scipy.fft.rfft(view[idx[s : s + chunk]] * window, axis=1)
+        out[s : s + chunk] = spec.real**2 + spec.imag**2
+    return out
 
 
 _FB_CACHE: dict[tuple, np.ndarray] = {}
 
 
-def log_mel(y: np.ndarray, sr: int = 16000, n_fft: int = 512, hop: int = 256, n_mels: int = 96) -> np.ndarray:
-    """musicnn's input: (frames, n_mels) ``log10(10000 * mel_power + 1)``, float32."""
+def log_mel(
+    y: np.ndarray, sr: int = 16000, n_fft: int = 512, hop: int = 256, n_mels: int = 96, frames=None
+) -> np.ndarray:
+    """musicnn's input: (frames, n_mels) ``log10(10000 * mel_power + 1)``, float32.
+
+    ``frames``: compute only these frame indices (see :func:`power_spectrogram`).
+    """
     key = (sr, n_fft, n_mels)
     fb = _FB_CACHE.get(key)
     if fb is None:
         fb = _FB_CACHE[key] = np.ascontiguousarray(mel_filterbank(sr, n_fft, n_mels).T)
-    mel = power_spectrogram(y, n_fft, hop) @ fb
+    mel = power_spectrogram(y, n_fft, hop, frames) @ fb
     mel *= np.float32(10000.0)
     mel += np.float32(1.0)
     return np.log10(mel, out=mel)
