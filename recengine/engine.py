@@ -49,9 +49,7 @@ class Engine:
         for key, value in overrides.items():
             config.values[key.replace("__", ".")] = value
         engine = cls(config, plugins)
-        from recengine.playlists.recipes import parse_recipes
-
-        parse_recipes(config, writers=set(engine.writers.names()), scorers=set(engine.scorers.names()))
+        engine.recipes  # noqa: B018 - a recipe mistake is a config error when the engine opens
         return engine
 
     # parts ---------------------------------------------------------------------------------------
@@ -104,11 +102,22 @@ class Engine:
         return index
 
     @functools.cached_property
-    def playlists(self):
-        """The playlist recipes of the config (:class:`recengine.playlists.recipes.Playlists`)."""
-        from recengine.playlists.recipes import Playlists
+    def recipes(self):
+        """The playlist recipes and outputs of the config, parsed once (:class:`recengine.playlists.Recipes`)."""
+        from recengine.playlists import Recipes
 
-        return Playlists(self)
+        return Recipes.from_config(self.config, playlist_writers=set(self.writers.names()),
+                                   strategies=set(self.scorers.names()))
+
+    @functools.cached_property
+    def playlists(self):
+        """The playlists made from the recipes (:class:`recengine.playlists.Playlists`)."""
+        from recengine.playlists import Playlists
+
+        return Playlists(self.recipes, self.catalog, self.writers, self.emit,
+                         recommend=lambda request: self.recommender.recommend(request),
+                         walk=lambda a, b, n, filters: self.similarity.path(a, b, n, filters),
+                         resolve=self.resolve)
 
     # operations ----------------------------------------------------------------------------------
 

@@ -52,7 +52,7 @@ def test_playlists_are_written_once_and_not_rewritten_unchanged(tmp_path, styled
          "strategies": {"similar": 1.0},
          "output": "nav"}])
     with engine:
-        done = engine.playlists.refresh()
+        done = engine.playlists.refresh().written
         m3u, xspf = sorted(done["Drums"])
         text = m3u.read_text()
         assert text.startswith("#EXTM3U\n#RECENGINE:")
@@ -61,7 +61,7 @@ def test_playlists_are_written_once_and_not_rewritten_unchanged(tmp_path, styled
         assert all((m3u.parent / e).resolve().exists() for e in entries)
         ET.parse(xspf)
         stat = m3u.stat()
-        assert engine.playlists.refresh() == {"Drums": []}  # T41
+        assert engine.playlists.refresh().written == {"Drums": []}  # T41
         assert m3u.stat().st_ino == stat.st_ino and m3u.stat().st_mtime_ns == stat.st_mtime_ns
 
 
@@ -93,15 +93,15 @@ def test_refresh_policy_and_seasonal_filter(tmp_path, styled_library, styled_dat
     ]
     with engine_with(tmp_path, styled_library, recipes) as engine:
         july = dt.datetime(2026, 7, 1).timestamp()
-        done = engine.playlists.refresh(reason="library", now=july)
+        done = engine.playlists.refresh(reason="library", now=july).written
         assert set(done) == {"Lib"}
         text = (tmp_path / "out" / "Lib.m3u8").read_text()
         assert "tones4" not in text and text.count("#EXTINF") == 14  # the Christmas track waits for December
-        assert engine.playlists.refresh(reason="library", force=False, now=july + 60) == {}
+        assert engine.playlists.refresh(reason="library", force=False, now=july + 60).written == {}
         december = dt.datetime(2026, 12, 1).timestamp()
         engine.playlists.refresh(["Lib"], now=december)
         assert "tones4" in (tmp_path / "out" / "Lib.m3u8").read_text()
-        assert set(engine.playlists.refresh(reason="history")) == {"Hist"}
+        assert set(engine.playlists.refresh(reason="history").written) == {"Hist"}
 
 
 def test_playlist_written_hook_and_cli(tmp_path, styled_library, styled_data, capsys):

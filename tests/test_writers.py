@@ -18,10 +18,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from recengine.default_plugins import m3u8, xspf
-from recengine.default_plugins.m3u8 import M3U8Writer, apply_prefix_map, map_path
+from recengine.default_plugins.m3u8 import M3U8Writer
 from recengine.default_plugins.xspf import XSPFWriter
 from recengine.fileio import atomic_write
 from recengine.models import PathProfile, Playlist, PlaylistEntry
+from recengine.playlists.paths import apply_prefix_map, map_path
 from recengine.plugin import spec as hookspecs
 from recengine.plugin.registry import collect
 

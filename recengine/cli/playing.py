@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import threading
 
-from recengine.cli.errors import EXIT_OK, CommandFailed, UsageError
+from recengine.cli.errors import EXIT_FAILURE, EXIT_OK, CommandFailed, UsageError
 
 
 def cmd_playlists(engine, args) -> int:
@@ -23,10 +23,13 @@ def cmd_playlists(engine, args) -> int:
             pl.get(n)
     except LookupError as exc:
         raise UsageError(str(exc)) from exc
-    done = pl.refresh(names)
-    for name, changed in done.items():
-        print(f"{name}: " + (", ".join(str(p) for p in changed) if changed else "unchanged"))
-    return EXIT_OK
+    report = pl.refresh(names)
+    for name, changed in report.written.items():
+        short = f" ({report.short[name]})" if name in report.short else ""
+        print(f"{name}: " + (", ".join(str(p) for p in changed) if changed else "unchanged") + short)
+    for name, problem in report.failed.items():
+        print(f"{name}: not written: {problem}", file=sys.stderr)
+    return EXIT_OK if report.ok else EXIT_FAILURE
 
 
 def cmd_play(engine, args) -> int:

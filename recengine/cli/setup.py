@@ -33,7 +33,7 @@ def cmd_plugins(args) -> int:
 
 
 def cmd_config(args) -> int:
-    from recengine.playlists.recipes import parse_recipes
+    from recengine.playlists import Recipes
     from recengine.plugin.registry import collect
 
     config, plugin_set = load_settings(config_path(args.config), report_failures=False)
@@ -44,8 +44,8 @@ def cmd_config(args) -> int:
         print(yaml.safe_dump(config.nested(), sort_keys=True, allow_unicode=True), end="")
         return EXIT_OK
     problems = []
-    parse_recipes(config, writers=set(collect(plugin_set.pm, "playlist_writers", config).names()),
-                  scorers=set(collect(plugin_set.pm, "scorers", config).names()))
+    Recipes.from_config(config, playlist_writers=set(collect(plugin_set.pm, "playlist_writers", config).names()),
+                        strategies=set(collect(plugin_set.pm, "scorers", config).names()))
     for i, folder in enumerate(config["library.folders"]):
         if not Path(folder).is_dir():
             problems.append(f"{config.source}: library.folders[{i}]: {folder!r} does not exist")

@@ -7,58 +7,29 @@ Format, one line each, LF line ends, UTF-8 without BOM::
     #PLAYLIST:<name>
     #EXTINF:<whole seconds or -1>,<artist - title>
     # why: <explanation>              only when the entry has one
-    <path>                            raw (never percent-encoded), see :func:`map_path`
+    <path>                            raw (never percent-encoded), see :mod:`recengine.playlists.paths`
 
 Display text is made single-line: CR, LF, TAB and other line breaks become spaces, control and
 format characters are removed. A relative path starting with ``#`` or a space is written as ``./<path>``
 so that it cannot read as a comment or lose its space. A path that cannot be written on one line (it contains CR, LF or
 NUL) or is not valid UTF-8 (an undecodable file name) is left out with a warning; such files
 still appear in XSPF playlists, whose locations are percent-encoded.
-
-Path helpers here (:func:`map_path`, :func:`clean_text`) are shared with the XSPF writer.
 """
 
 from __future__ import annotations
 
 import logging
-import math
-import os
-import unicodedata
 from pathlib import Path, PurePosixPath
 
 from recengine.fileio import read_head
 from recengine.models import PathProfile, Playlist, PlaylistEntry
+from recengine.playlists.paths import map_path
+from recengine.playlists.text import MARKER_SCAN_BYTES, clean_text, known_duration
 from recengine.plugin.spec import hookimpl
 
 log = logging.getLogger(__name__)
 
 MARKER_PREFIX = "#RECENGINE:"
-#: Only this many bytes at the top of a file are searched for the marker.
-MARKER_SCAN_BYTES = 64 * 1024
-
-# Characters some readers treat as line breaks, beyond CR and LF.
-_BREAKS = {"\t", "\n", "\r", "\v", "\f", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029"}
-
-
-def clean_text(value: object) -> str:
-    """``value`` as one line of display text: breaks become spaces, control characters go.
-
-    Removed: control characters (Unicode Cc), lone surrogates (Cs, from undecodable tags) and
-    format characters (Cf) other than ZWJ/ZWNJ, which emoji and some scripts need. Runs of
-    whitespace collapse to one space; the result is stripped.
-    """
-    if value is None:
-        return ""
-    out = []
-    for ch in str(value):
-        if ch in _BREAKS:
-            out.append(" ")
-            continue
-        cat = unicodedata.category(ch)
-        if cat in ("Cc", "Cs") or (cat == "Cf" and ch not in "\u200c\u200d"):
-            continue
-        out.append(ch)
-    return " ".join("".join(out).split())
 
 
 def display_of(entry: PlaylistEntry) -> str:
@@ -71,70 +42,8 @@ def display_of(entry: PlaylistEntry) -> str:
 
 def whole_seconds(duration: float | None) -> int:
     """Duration for ``#EXTINF``: rounded seconds, or -1 when unknown, negative or not finite."""
-    if duration is None:
-        return -1
-    try:
-        d = float(duration)
-    except (TypeError, ValueError):
-        return -1
-    if not math.isfinite(d) or d < 0:
-        return -1
-    return int(round(d))
-
-
-def _split_prefix(prefix: str) -> str:
-    """A prefix without its trailing slashes ("/" stays "/")."""
-    stripped = prefix.rstrip("/")
-    return stripped or "/"
-
-
-def apply_prefix_map(path: str, prefix_map: tuple[tuple[str, str], ...]) -> str:
-    """Rewrite the longest matching prefix of ``path``; prefixes match whole path components.
-
-    ``/srv/music`` matches ``/srv/music`` and ``/srv/music/a.flac`` but not ``/srv/music2/a.flac``.
-    A target of ``""`` makes the rest relative to that prefix (MPD: paths relative to its
-    ``music_directory``). Unmatched paths are returned unchanged.
-    """
-    best: tuple[int, str, str] | None = None
-    for src, dst in prefix_map:
-        src = _split_prefix(src)
-        if src == "/":
-            matched = path.startswith("/")
-            rest = path[1:]
-        elif path == src or path.startswith(src + "/"):
-            matched = True
-            rest = path[len(src) + 1 :]
-        else:
-            matched = False
-            rest = ""
-        if matched and (best is None or len(src) > best[0]):
-            best = (len(src), dst, rest)
-    if best is None:
-        return path
-    _, dst, rest = best
-    dst = dst.rstrip("/") if dst not in ("", "/") else dst
-    if dst == "":
-        return rest
-    if not rest:
-        return dst
-    return dst + rest if dst.endswith("/") else f"{dst}/{rest}"
-
-
-def map_path(path: Path | str, profile: PathProfile, playlist_path: Path | str | None) -> str:
-    """The path string a media server should see for the file at absolute ``path``.
-
-    ``relative``: relative to the playlist file's folder (``os.path.relpath``), ``/``-separated.
-    ``absolute``: the path with ``profile.prefix_map`` applied (longest prefix wins).
-    """
-    p = os.fspath(path)
-    if profile.mode == "relative":
-        if playlist_path is None:
-            raise ValueError("relative path profile needs the playlist's own path")
-        rel = os.path.relpath(p, os.path.dirname(os.path.abspath(os.fspath(playlist_path))))
-        return rel.replace(os.sep, "/")
-    if profile.mode == "absolute":
-        return apply_prefix_map(p, profile.prefix_map)
-    raise ValueError(f"unknown path profile mode {profile.mode!r} (expected 'relative' or 'absolute')")
+    d = known_duration(duration)
+    return -1 if d is None else int(round(d))
 
 
 def _writable_path(text: str) -> str | None:

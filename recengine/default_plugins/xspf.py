@@ -30,9 +30,10 @@ from pathlib import Path
 from urllib.parse import quote
 from xml.etree.ElementTree import ParseError, XMLPullParser
 
-from recengine.default_plugins.m3u8 import MARKER_SCAN_BYTES, clean_text, map_path
 from recengine.fileio import read_head
 from recengine.models import PathProfile, Playlist
+from recengine.playlists.paths import map_path
+from recengine.playlists.text import MARKER_SCAN_BYTES, clean_text, known_duration
 from recengine.plugin.spec import hookimpl
 
 XSPF_NS = "http://xspf.org/ns/0/"
@@ -51,25 +52,13 @@ def xml_text(value: object) -> str:
 
 
 def location_uri(mapped: str) -> str:
-    """A percent-encoded URI for a mapped path string (see :func:`map_path`)."""
+    """A percent-encoded URI for a mapped path string (see :func:`recengine.playlists.paths.map_path`)."""
     if mapped.startswith("/"):
         return "file://" + quote(os.fsencode(mapped), safe="/")
     if _DRIVE.match(mapped):  # a prefix map onto a Windows server: file:///C:/Music/...
         rest = mapped[3:].replace("\\", "/")
         return f"file:///{mapped[0]}:/" + quote(os.fsencode(rest), safe="/")
     return quote(os.fsencode(mapped), safe="/")
-
-
-def _ms(duration: float | None) -> int | None:
-    if duration is None:
-        return None
-    try:
-        d = float(duration)
-    except (TypeError, ValueError):
-        return None
-    if d != d or d in (float("inf"), float("-inf")) or d < 0:
-        return None
-    return int(round(d * 1000))
 
 
 class XSPFWriter:
@@ -104,9 +93,9 @@ class XSPFWriter:
                 text = xml_text(value)
                 if text:
                     out.append(f"      <{tag}>{text}</{tag}>")
-            ms = _ms(entry.duration)
-            if ms is not None:
-                out.append(f"      <duration>{ms}</duration>")
+            seconds = known_duration(entry.duration)
+            if seconds is not None:
+                out.append(f"      <duration>{int(round(seconds * 1000))}</duration>")
             out.append("    </track>")
         out.append("  </trackList>")
         out.append("</playlist>")
