@@ -309,7 +309,7 @@ def main() -> int:
         except (OSError, ValueError):
             return {}
 
-    from recengine.catalog.db import Catalog
+    from recengine.catalog import Catalog
 
     results: dict[str, object] = {}
     proc = start()

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from recengine import config as configmod
-from recengine.catalog.db import Catalog
+from recengine.catalog import Catalog
 from recengine.history import record_events
 from recengine.models import HistoryEvent, TrackNotFound
 from recengine.plugin.boot import load_settings

@@ -7,17 +7,16 @@ import sqlite3
 import numpy as np
 import pytest
 
-from recengine.catalog.db import MIGRATIONS, SCHEMA_VERSION, Catalog, CatalogError
+from recengine.catalog import MIGRATIONS, SCHEMA_VERSION, Catalog, CatalogError
 from recengine.models import HistoryEvent, Tags
 
 
 def test_new_catalog_has_wal_foreign_keys_and_latest_schema(tmp_path):
     with Catalog(tmp_path / "c.db") as cat:
         assert cat.schema_version() == SCHEMA_VERSION
-        db = cat._writer
-        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert db.execute("PRAGMA foreign_keys").fetchone()[0] == 1
-        assert db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+        assert cat.pragma("journal_mode") == "wal"
+        assert cat.pragma("foreign_keys") == 1
+        assert cat.pragma("synchronous") == 2  # FULL
 
 
 def test_migration_from_version_1_keeps_data_and_makes_a_backup(tmp_path):
@@ -58,7 +57,7 @@ def test_corrupt_catalog_is_refused_with_advice(tmp_path):
         root = cat.root_id("/music")
         for i in range(300):
             cat.add_track(root, f"t{i:04d}.flac", i, i, None, f"sig{i}")
-        cat._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        cat.checkpoint()
     data = bytearray(path.read_bytes())
     page = 4096
     data[page:2 * page] = b"\xa5" * page  # overwrite page 2

@@ -26,7 +26,7 @@ import pytest
 import yaml
 
 from recengine.analysis.audio import pid_alive
-from recengine.catalog.db import Catalog
+from recengine.catalog import Catalog
 from recengine.library.scan import SENTINEL, content_sig
 from recengine.testing import noise, pulses, tone, wait_for, wav_bytes, write_counting_plugin
 

@@ -26,7 +26,7 @@ def test_play_through_the_command_backend_records_plays(tmp_path, styled_library
     played = (tmp_path / "played.txt").read_text().splitlines()
     assert len(played) == 4 and all(p.startswith(str(styled_library)) for p in played)
     assert "playing 4 tracks of Mix through command" in capsys.readouterr().err
-    from recengine.catalog.db import Catalog
+    from recengine.catalog import Catalog
 
     with Catalog(tmp_path / "data" / "catalog.db") as cat:
         events = cat.events("zoe")
@@ -68,7 +68,7 @@ def test_history_cli_records_and_imports(tmp_path, styled_library, styled_data, 
     out = capsys.readouterr().out
     assert "listenbrainz: 4 listens, 3 matched (75%), 1 not in the library" in out
     assert "scrobbler: 1 listens, 1 matched (100%)" in out
-    from recengine.catalog.db import Catalog
+    from recengine.catalog import Catalog
 
     with Catalog(tmp_path / "data" / "catalog.db") as cat:
         kinds = [e.kind for e in cat.events("ann")]

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from recengine.analysis.featurise import FeatureJob, FeaturePool, FeatureResult, WorkerSettings
-from recengine.catalog.db import TrackFile
+from recengine.catalog import TrackFile
 
 log = logging.getLogger(__name__)
 

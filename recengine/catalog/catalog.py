@@ -1,0 +1,37 @@
+"""The catalog: one SQLite file, the only source of truth.
+
+The index and the playlist files are derived from what is stored here. :class:`Catalog` is the
+facade the other stages use; each concern lives in its own module (connection and pragmas in
+:mod:`.db`, migrations in :mod:`.schema`, then tracks, features, failures, history, playlists,
+meta), composed here into one object.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from recengine.catalog.failures import FailureStore
+from recengine.catalog.features import FeatureStore
+from recengine.catalog.history import HistoryStore
+from recengine.catalog.meta import MetaStore
+from recengine.catalog.playlists import PlaylistStore
+from recengine.catalog.schema import Schema
+from recengine.catalog.tracks import TrackStore
+
+
+class Catalog(TrackStore, FeatureStore, FailureStore, HistoryStore, PlaylistStore, MetaStore, Schema):
+    """The SQLite catalog. Thread-safe: writes serialise on a lock, reads use per-thread connections.
+
+    Opening checks the file (``quick_check``) and brings its schema up to date (``migrate``;
+    with ``migrate=False`` a file of another schema version is refused instead).
+    """
+
+    def __init__(self, path: Path, *, migrate: bool = True):
+        super().__init__(path)
+        if migrate:
+            self.migrate()
+        else:
+            self.check_schema()
+
+    def __enter__(self) -> Catalog:
+        return self
