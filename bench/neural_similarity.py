@@ -48,8 +48,10 @@ changes little and not consistently, so the plugin uses the mean. (The cached pa
 came from an earlier, slower revision of the nets; the final code reproduces them within 5e-6.)
 
 Speed (final code, one BLAS thread; on this VM the number drops by up to half when another
-process runs on the other vCPU): x realtime on the analysed audio, other vCPU idle / busy: MSD_musicnn 108 / 88, MTT_vgg 152 / 134 (best of 7 on one 144 s track
-for the idle figures). Peak RSS of one process extracting a 14-min track: 226 MB (60 patches),
+process runs on the other vCPU): x realtime on the analysed audio, best of 7 on one 144 s track
+(48 patches) with the machine quiet: MSD_musicnn 108 (27.7 ms per 3 s patch), MTT_vgg 152
+(19.7 ms); the same and ``--speed 12`` with other engineers' jobs running (load 2-4.5):
+MSD_musicnn 57-93, MTT_vgg 86-148. Peak RSS of one process extracting a 14-min track: 226 MB (60 patches),
 277 MB (all 282 patches), including the decoded samples.
 
 ``--speed N`` instead times the extractor plugin itself in this one process (set

@@ -14,8 +14,8 @@ up to 60 patches; ``bench/neural_similarity.py``): same-soundtrack precision@10 
     MTT_vgg       all 0.332 / 0.442   half A 0.595 / 0.688   half B 0.383 / 0.504
 
 (mean+std over patches did not help consistently). Speed on one core (OpenBLAS 1 thread):
-MSD_musicnn ~108x realtime on the analysed audio (best of 7; ~90x on a busy shared machine),
-MTT_vgg ~150x. At most ``max_patches`` patches (default 60, i.e. 3 minutes of audio), evenly
+MSD_musicnn ~108x realtime on the analysed audio, MTT_vgg ~150x (quiet machine; both drop by up
+to half while other processes load the machine). At most ``max_patches`` patches (default 60, i.e. 3 minutes of audio), evenly
 spread over the track, are analysed; a track under 3 s is repeat-padded to one patch.
 
 The weights are not shipped: ``recengine.neural.install.install_models`` fetches the musicnn 0.1.0
