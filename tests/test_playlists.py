@@ -122,3 +122,74 @@ def test_playlist_written_hook_and_cli(tmp_path, styled_library, styled_data, ca
     assert main(["--config", str(config), "playlists", "refresh", "Nope"]) == 2
     engine = make_engine(tmp_path, [styled_library])
     engine.close()
+
+
+def test_relative_seeds_are_found_under_the_library_folders(tmp_path, styled_library, styled_data, monkeypatch):
+    """Issue 12 item 9: README-style seeds (``drums/drums0.flac``) work from any working folder."""
+    import shutil
+
+    shutil.copytree(styled_data, tmp_path / "data")
+    monkeypatch.chdir(tmp_path)
+    recipes = [{"name": "Drums", "kind": "similar", "seeds": ["drums/drums0.flac"], "size": 3, "output": "nav",
+                "strategies": {"similar": 1.0}},
+               {"name": "Walk", "kind": "path", "from": "drums/drums0.flac", "to": "tones/tones1.ogg", "size": 4,
+                "output": "nav"}]
+    with engine_with(tmp_path, styled_library, recipes) as engine:
+        assert engine.playlists.seed_problems() == []
+        report = engine.playlists.refresh()
+    assert report.failed == {} and set(report.written) == {"Drums", "Walk"}
+    assert (tmp_path / "out" / "Drums.m3u8").read_text().count("#EXTINF") == 3
+
+
+def test_a_recipe_naming_an_unknown_track_fails_the_refresh(tmp_path, styled_library, styled_data, capsys):
+    """Issue 12 item 9: ``playlists refresh`` exits 1 and says which recipe and seed."""
+    import shutil
+
+    from recengine.cli import main
+
+    shutil.copytree(styled_data, tmp_path / "data")
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        f"library: {{folders: ['{styled_library}']}}\ndata_dir: '{tmp_path / 'data'}'\nplugin_dirs: []\n"
+        "playlists:\n  - {name: Gone, kind: similar, seeds: ['OST/01 Night Drive.flac'], size: 3}\n"
+        "  - {name: Fine, size: 2}\n")
+    assert main(["--config", str(config), "playlists", "refresh"]) == 1
+    captured = capsys.readouterr()
+    assert "Fine" in captured.out
+    assert "Gone: not written" in captured.err and "OST/01 Night Drive.flac" in captured.err
+    with Engine.open(config) as engine:
+        (problem,) = engine.playlists.seed_problems()
+    assert "playlists[0].seeds[0]" in problem and "'Gone'" in problem and str(styled_library) in problem
+
+
+def test_recipes_that_would_write_the_same_file_are_refused(tmp_path, styled_library):
+    """Issue 12 item 9: ``Mix`` and ``Mix `` used to overwrite each other's file."""
+    with pytest.raises(ConfigError) as err:
+        engine_with(tmp_path, styled_library, [{"name": "Mix"}, {"name": "Mix "}])
+    assert err.value.key == "playlists[1].name" and "same files" in err.value.message
+
+
+def test_a_short_list_says_which_rule_cut_it(tmp_path, styled_library, styled_data, caplog, capsys):
+    """Issue 12 item 9: three tagged artists (and albums), two tracks each at most, leave 9 of 10
+    tracks (three WAV files carry no tags); the report, the log and the CLI say which rule cut it."""
+    import shutil
+
+    from recengine.cli import main
+
+    shutil.copytree(styled_data, tmp_path / "data")
+    with engine_with(tmp_path, styled_library, [{"name": "Mix", "size": 10, "output": "nav"},
+                                                 {"name": "Few", "size": 10, "output": "nav",
+                                                  "strategies": {"taste": 1.0}, "filters": {"exclude_artists": ["Drums", "Noise"]}}]) as engine:
+        report = engine.playlists.refresh()
+    short = report.short["Mix"]
+    assert (short.wanted, short.got) == (10, 9)
+    assert (tmp_path / "out" / "Mix.m3u8").read_text().count("#EXTINF") == 9
+    assert "playlist Mix: 9 of 10 tracks: cut by the diversity rule max_per_artist and max_per_album" in caplog.text
+    assert report.short["Few"].got == 7 and "only 7 tracks are left after the filters" in report.short["Few"].reason
+    assert report.as_dict()["short"]["Mix"]["got"] == 9
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        f"library: {{folders: ['{styled_library}']}}\ndata_dir: '{tmp_path / 'data'}'\nplugin_dirs: []\n"
+        "playlists:\n  - {name: Mix, size: 10}\n")
+    assert main(["--config", str(config), "playlists", "refresh"]) == 0
+    assert "(9 of 10 tracks: cut by the diversity rule max_per_artist and max_per_album)" in capsys.readouterr().out

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from recengine.catalog.db import Catalog
+from recengine.catalog import Catalog
 from recengine.fileio import atomic_write, sweep_stale_temps
 from recengine.models import Playlist, PlaylistEntry, Recommendation, Track
 from recengine.playlists.recipes import REFRESH_ON, Output, Recipe, Recipes, make_filters, safe_filename
@@ -168,14 +168,15 @@ class Playlists:
         if len(every) <= got:
             return (f"only {got} tracks are left after the filters, the seeds, dislikes and what "
                     f"{request.user} already liked or played")
-        cut = []
-        for rule, off in _RELAXED.items():
-            if len(self.recommend(replace(request, diversity={**request.diversity, rule: off}))) > got:
-                value = request.diversity.get(rule)
-                cut.append(rule if value is None else f"{rule}={value}")
+        def count(diversity: dict[str, Any]) -> int:
+            return len(self.recommend(replace(request, diversity={**request.diversity, **diversity})))
+
+        # a rule whose removal alone lengthens the list; else each rule that alone shortens it
+        cut = [rule for rule, off in _RELAXED.items() if count({rule: off}) > got]
         if not cut:
-            return "the diversity rules together (max_per_artist, max_per_album, artist_spacing)"
-        return "cut by " + ", ".join(cut)
+            cut = [rule for rule in _RELAXED if count({r: off for r, off in _RELAXED.items() if r != rule}) < len(every)]
+        named = [rule if rule not in request.diversity else f"{rule}={request.diversity[rule]}" for rule in cut]
+        return "cut by the diversity rule " + " and ".join(named) if named else "cut by the diversity rules together"
 
     # writing ----------------------------------------------------------------------------------------
 
