@@ -119,6 +119,16 @@ class Engine:
                          walk=lambda a, b, n, filters: self.similarity.path(a, b, n, filters),
                          resolve=self.resolve)
 
+    @functools.cached_property
+    def player(self):
+        """Playback through the backends, plays and skips recorded (:class:`recengine.playback.player.Player`)."""
+        from recengine.playback.player import Player
+
+        return Player(self.backends, lambda: self.pm.hook.choose_backend(config=self.config, backends=self.backends.items),
+                      configured=self.config["backend"], record_events=self.record_events,
+                      track_by_path=self.catalog.track_by_path, recipes=self.recipes,
+                      tracks_for=self.playlists.tracks_for, recommend=lambda user, n: self.recommend(user, n))
+
     # operations ----------------------------------------------------------------------------------
 
     def record(self, user: str, track, kind: str, *, at: float | None = None, listened_s: float | None = None,

@@ -19,7 +19,8 @@ from recengine.default_plugins import command_backend, local_backend, mpd_backen
 from recengine.default_plugins.command_backend import CommandBackend, expand_argv
 from recengine.default_plugins.local_backend import LocalBackend, audio_device_problem
 from recengine.models import HistoryEvent, Track
-from recengine.playback.backends import PLAY_CAP_S, BackendUnavailable, PlayTracker, play_threshold
+from recengine.playback.errors import BackendUnavailable
+from recengine.playback.tracker import PLAY_CAP_S, PlayTracker, play_threshold
 from recengine.plugin.manager import get_plugin_manager
 from recengine.plugin.registry import collect
 from recengine.testing import encode, tone, wait_for

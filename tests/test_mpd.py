@@ -21,7 +21,7 @@ import pytest
 from recengine.default_plugins.m3u8 import M3U8Writer
 from recengine.default_plugins.mpd_backend import MPDBackend
 from recengine.models import PathProfile, Playlist, PlaylistEntry, Track
-from recengine.playback.backends import BackendUnavailable
+from recengine.playback.errors import BackendUnavailable
 from recengine.playback.mpd_client import MPDClient, MPDCommandError, MPDConnectionError, quote, songs
 from recengine.testing import encode, tone, wait_for
 

@@ -33,12 +33,11 @@ def cmd_playlists(engine, args) -> int:
 
 
 def cmd_play(engine, args) -> int:
-    from recengine.playback.backends import BackendUnavailable
-    from recengine.playback.player import keep_playing, play_playlist
+    from recengine.playback.errors import BackendUnavailable
 
     try:
-        backend, tracks = play_playlist(engine, args.playlist, backend=args.backend,
-                                        mode="append" if args.append else "replace")
+        backend, tracks = engine.player.play_playlist(args.playlist, backend=args.backend,
+                                                      mode="append" if args.append else "replace")
     except LookupError as exc:
         raise UsageError(str(exc)) from exc
     except BackendUnavailable as exc:
@@ -47,8 +46,8 @@ def cmd_play(engine, args) -> int:
     stop = threading.Event()
     if args.watch or hasattr(backend, "wait"):
         try:
-            keep_playing(engine, backend, stop, user=args.user, topup_below=args.topup_below,
-                         recipe=args.playlist)
+            engine.player.keep_playing(backend, stop, user=args.user, topup_below=args.topup_below,
+                                       recipe=args.playlist)
         except KeyboardInterrupt:
             stop.set()
     close = getattr(backend, "close", None)

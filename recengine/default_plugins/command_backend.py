@@ -16,7 +16,7 @@ blocks until the queue is done; ``now_playing()``, ``skip()``, ``stop()`` and ``
 running command (SIGTERM to its process group, SIGKILL after 2 s); there is no time limit.
 ``check()`` raises :class:`BackendUnavailable` when ``argv`` is empty or its program is missing.
 
-Events: one process per track follows :mod:`recengine.playback.backends`: the command exiting 0 is a
+Events: one process per track follows :mod:`recengine.playback.tracker`: the command exiting 0 is a
 play (the command is trusted to have played the track); a play is also recorded once the
 command has run for half the track or 4 minutes; ending it early through ``skip``/``stop``/a new
 ``play`` before 30 s is a skip; any other exit status records nothing (logged with the end of
@@ -32,7 +32,8 @@ import shutil
 from collections.abc import Sequence
 
 from recengine.models import Track
-from recengine.playback.backends import BackendUnavailable, ProcessQueuePlayer
+from recengine.playback.errors import BackendUnavailable
+from recengine.playback.process_queue import ProcessQueuePlayer
 from recengine.plugin.spec import hookimpl
 
 log = logging.getLogger(__name__)

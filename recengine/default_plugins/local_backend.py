@@ -4,7 +4,7 @@ Player: ``ffplay -nodisp -autoexit -loglevel error PATH`` when ``ffplay`` is on 
 with ffmpeg; the ``imageio-ffmpeg`` wheel does not ship it), else pydub's playback
 (``simpleaudio`` or ``pyaudio``, run in a child process ``python -m
 recengine.default_plugins.local_backend PATH`` so that it can be stopped). One process per
-track, from a queue on a background thread (:class:`recengine.playback.backends.ProcessQueuePlayer`).
+track, from a queue on a background thread (:class:`recengine.playback.process_queue.ProcessQueuePlayer`).
 
 API (beyond the backend protocol ``name`` / ``play(tracks, mode, record) -> int``):
 
@@ -16,7 +16,7 @@ API (beyond the backend protocol ``name`` / ``play(tracks, mode, record) -> int`
   ``$XDG_RUNTIME_DIR/pulse/native`` or ``pipewire-0``). ``SDL_AUDIODRIVER`` set (e.g. ``dummy``
   for silent playback in tests) counts as a device for ffplay.
 
-Plays and skips follow :mod:`recengine.playback.backends`: a play after half the track or 4 minutes, a
+Plays and skips follow :mod:`recengine.playback.tracker`: a play after half the track or 4 minutes, a
 track played to its end is a play, stopping or skipping it before 30 s is a skip. ffplay exits 0
 even when it could not open the audio device, so an exit 0 with an error on stderr, or long
 before the play threshold, records nothing (logged as a warning).
@@ -35,7 +35,9 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from recengine.models import Track
-from recengine.playback.backends import BackendUnavailable, PlayTracker, ProcessQueuePlayer
+from recengine.playback.errors import BackendUnavailable
+from recengine.playback.process_queue import ProcessQueuePlayer
+from recengine.playback.tracker import PlayTracker
 from recengine.plugin.spec import hookimpl
 
 log = logging.getLogger(__name__)

@@ -29,7 +29,7 @@ API:
 - ``now_playing() -> Track | None``.
 - ``watch(record, stop_event, *, topup=None, topup_below=None, resolve=None)``: blocking loop for
   a thread of the caller. Waits on ``idle player playlist``, records plays and skips by the rules
-  of :mod:`recengine.playback.backends` (source ``"mpd"``), tops the queue up, and returns when
+  of :mod:`recengine.playback.tracker` (source ``"mpd"``), tops the queue up, and returns when
   ``stop_event`` is set (within ~0.25 s). It never raises: a lost connection is retried with
   capped exponential backoff (0.5 s ... ``backoff_cap``) for as long as it takes; other errors
   are logged.
@@ -56,8 +56,10 @@ from pathlib import Path
 from typing import Any
 
 from recengine.models import Track
-from recengine.playback.backends import BackendUnavailable, PlayTracker, Record
+from recengine.playback.errors import BackendUnavailable
 from recengine.playback.mpd_client import Backoff, MPDClient, MPDCommandError, MPDConnectionError, MPDError
+from recengine.playback.tracker import PlayTracker
+from recengine.plugin.protocols import Record
 from recengine.plugin.spec import hookimpl
 
 log = logging.getLogger(__name__)
