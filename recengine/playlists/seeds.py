@@ -13,7 +13,7 @@ import os
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
-from recengine.catalog.db import Catalog
+from recengine.catalog import Catalog
 from recengine.models import Track, TrackNotFound
 from recengine.playlists.recipes import Recipe
 
