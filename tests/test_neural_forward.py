@@ -11,6 +11,7 @@ Constants marked "librosa 0.11.0" were computed with librosa (as musicnn uses it
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 import pytest
@@ -444,20 +445,20 @@ def test_extractor_end_to_end(model, monkeypatch):
 
     d = real_models_dir()
     if not install.is_installed(model, d):
+        if os.environ.get("CI"):  # scripts/setup installs the models: CI runs this test
+            pytest.fail(f"musicnn {model} is not installed in {d}: scripts/setup runs `recengine models install`")
         pytest.skip(f"musicnn {model} is not installed in {d} (recengine models install)")
     ex = plug.MusicnnExtractor(model=model, models_dir=d)
     assert ex.sample_rate == 16000 and ex.dim == plug.DIMS[model]
     ex.setup()
     net = ex._net
-    ex.setup()  # idempotent: the same net, not reloaded
-    other = plug.MusicnnExtractor(model=model, models_dir=d)
-    other.setup()
-    assert ex._net is net and other._net is net  # loaded once per process
+    ex.setup()  # idempotent: the same net, not reloaded (a worker builds its extractors once)
+    assert ex._net is net
     # the hook registers the default net when it is installed in the default dir
     if model == plug.DEFAULT_MODEL:
         monkeypatch.setenv("XDG_DATA_HOME", str(d.parent.parent))
         got = []
-        plug.register_extractors(got.append)
+        plug.register_extractors(got.append, None)
         assert [e.name for e in got] == ["musicnn"] and got[0].dim == ex.dim
     t = np.arange(16000 * 7) / 16000
     tone = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
@@ -486,7 +487,7 @@ def test_plugin_registers_only_when_installed(tmp_path, monkeypatch):
 
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
     got = []
-    plug.register_extractors(got.append)
+    plug.register_extractors(got.append, None)
     assert got == []
     with pytest.raises(install.ModelInstallError, match="not installed"):
         plug.MusicnnExtractor(models_dir=tmp_path).setup()

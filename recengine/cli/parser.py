@@ -6,11 +6,15 @@ import argparse
 from collections.abc import Callable
 
 from recengine import __version__
+from recengine.cli.admin import cmd_config, cmd_doctor, cmd_service
 from recengine.cli.arguments import IntermixedParser, count, seconds, strategy_weight, tag_match
+from recengine.cli.evaluate import cmd_evaluate, days
 from recengine.cli.library import cmd_daemon, cmd_failures, cmd_scan, cmd_status, run_demo
+from recengine.cli.models import cmd_models
 from recengine.cli.playing import cmd_play, cmd_playlists
 from recengine.cli.queries import cmd_history, cmd_path, cmd_recommend, cmd_similar
-from recengine.cli.setup import cmd_config, cmd_plugins
+from recengine.cli.serve import cmd_serve
+from recengine.cli.setup import cmd_plugins
 from recengine.cli.sources import cmd_sync
 
 
@@ -73,11 +77,23 @@ def build_parser() -> argparse.ArgumentParser:
                    help="scoring strategies and weights (default taste=1, diversity=0.5, discovery=0.1)")
     add_filters(p)
 
+    p = command("evaluate", cmd_evaluate, "how well recengine hears your library and would have served you, "
+                "and how healthy the playlists are (read-only)")
+    p.add_argument("--user", "-u", default="default", help="listener (default: default)")
+    p.add_argument("--json", action="store_true", help="JSON output: the same numbers")
+    p.add_argument("--html", metavar="FILE", help="also write a self-contained HTML report with charts")
+    p.add_argument("--since", type=days, metavar="DAYS",
+                   help="the plays and likes of the last DAYS days are the truth (default: the newest 20%% "
+                        "of the events, at least a day)")
+
     p = command("playlists", cmd_playlists, "list the playlist recipes or refresh their files")
     p.add_argument("action", choices=("list", "refresh"))
     p.add_argument("names", nargs="*", metavar="NAME", help="refresh only these")
 
     command("daemon", cmd_daemon, "watch the library and keep the index and playlists fresh (foreground)")
+    p = command("serve", cmd_serve, "serve the HTTP API and the web page in the foreground (Ctrl-C to stop)")
+    p.add_argument("--host", help="address to listen on (default: http.host, 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port (default: http.port, 8741; 0: any free one)")
     p = command("status", cmd_status, "whether the daemon runs and what it is doing")
     p.add_argument("--json", action="store_true", help="JSON output")
 
@@ -90,6 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--topup-below", type=count, metavar="N", help="top up when fewer than N tracks remain")
     p.add_argument("--user", "-u", default="default", help="listener for top-up recommendations")
 
+    p = command("models", cmd_models, "install (fetch and convert) or list the neural models", engine=False)
+    p.add_argument("action", choices=("install", "list"))
     p = command("sync", cmd_sync, "pull likes and plays from the media servers under sources:, push playlists there")
     p.add_argument("--source", action="append", metavar="NAME", help="only this source (repeatable)")
     p = command("failures", cmd_failures, "list files that could not be analysed, with the reason")
@@ -99,8 +117,21 @@ def build_parser() -> argparse.ArgumentParser:
                 engine=False)
     p.add_argument("--json", action="store_true", help="JSON output")
 
-    p = command("config", cmd_config, "check the config file or show the effective configuration", engine=False)
-    p.add_argument("action", choices=("check", "show"))
+    p = command("config", cmd_config, "check the config file, show the effective configuration, write a "
+                "commented one (init) or tell which file is in use (path)", engine=False)
+    p.add_argument("action", choices=("check", "show", "init", "path"))
+    p.add_argument("--library", action="append", metavar="DIR",
+                   help="init: this music folder instead of ~/Music (repeatable)")
+
+    p = command("doctor", cmd_doctor, "check the set-up, one line per check; exit 1 if any fails", engine=False)
+
+    p = command("service", cmd_service, "install the systemd unit for `recengine daemon`", engine=False)
+    p.add_argument("action", choices=("install",))
+    kind = p.add_mutually_exclusive_group(required=True)
+    kind.add_argument("--user", action="store_true", help="a user unit in ~/.config/systemd/user")
+    kind.add_argument("--system", action="store_true",
+                      help="a system unit in /etc/systemd/system, run as the recengine user (needs root)")
+    p.add_argument("--print", action="store_true", help="print the unit instead of writing it")
 
     p = command("demo", run_demo, "generate a small synthetic library, analyse it and show similar tracks",
                 engine=False)

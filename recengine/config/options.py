@@ -69,6 +69,9 @@ def core_options() -> OptionSpec:
     spec = OptionSpec()
     add = spec.add
     add("data_dir", "path", _default_data_dir(), "where the catalog and index live (local disk)")
+    add("models_dir", "path?", None,
+        "where `recengine models install` puts neural models (default $XDG_DATA_HOME/recengine/models, "
+        "shared by every config)")
     add("log_level", "str", "info", "debug, info, warning or error",
         choices=("debug", "info", "warning", "error"))
     add("library.folders", "list[path]", ["~/Music"], "music folders to scan and watch")

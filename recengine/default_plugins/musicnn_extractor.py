@@ -36,9 +36,6 @@ DEFAULT_MODEL = "MSD_musicnn"
 DIMS = {"MTT_vgg": 128, "MSD_vgg": 128, "MSD_musicnn": 200, "MTT_musicnn": 200}
 MAX_PATCHES = 60
 
-# one built net per (model, models dir) and process: setup() on many instances loads once
-_NETS: dict[tuple[str, str], object] = {}
-
 
 class MusicnnExtractor:
     """Extractor plugin: ``extract(samples, sr)`` -> float32 embedding of length ``dim``.
@@ -68,14 +65,10 @@ class MusicnnExtractor:
         if self._net is not None:
             return
         d = self.models_dir if self.models_dir is not None else install.default_models_dir()
-        key = (self.model, str(d))
-        net = _NETS.get(key)
-        if net is None:
-            net = musicnn.build(self.model, install.load_model(self.model, d))
-            if net.dim != self.dim:
-                raise install.ModelInstallError(f"musicnn {self.model}: converted model has dim {net.dim}, expected {self.dim}")
-            _NETS[key] = net
-        self._net = net
+        net = musicnn.build(self.model, install.load_model(self.model, d))
+        if net.dim != self.dim:
+            raise install.ModelInstallError(f"musicnn {self.model}: converted model has dim {net.dim}, expected {self.dim}")
+        self._net = net  # each worker process builds its registry once, so the weights load once per worker
 
     def _prepare(self, samples: np.ndarray, sr: int) -> np.ndarray:
         y = np.asarray(samples, dtype=np.float32).reshape(-1)
@@ -101,6 +94,8 @@ class MusicnnExtractor:
 
 
 @hookimpl
-def register_extractors(register):
-    if install.is_installed(DEFAULT_MODEL, install.default_models_dir()):
-        register(MusicnnExtractor())
+def register_extractors(register, config):
+    configured = config["models_dir"] if config is not None else None
+    models_dir = Path(configured) if configured else install.default_models_dir()
+    if install.is_installed(DEFAULT_MODEL, models_dir):  # installed and converted means enabled
+        register(MusicnnExtractor(models_dir=models_dir))

@@ -48,6 +48,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "recengine.default_plugins.rhythm",
     "recengine.default_plugins.tonal",
     "recengine.default_plugins.fluctuation",
+    "recengine.default_plugins.musicnn_extractor",
     "recengine.default_plugins.m3u8",
     "recengine.default_plugins.xspf",
     "recengine.default_plugins.similar_scorer",
