@@ -1,0 +1,182 @@
+"""The evaluation report: hearing, personal replay and playlist health, assembled from the stages.
+
+:class:`Evaluation` is handed what it reads (:class:`Sources`: the catalog, the index, the
+registries, the recipes and the two queries it asks) and never writes: the catalog is only read,
+no playlist file is written, no index is built. :meth:`Evaluation.run` returns a :class:`Report`,
+plain dataclasses; :meth:`Report.as_dict` is the JSON form.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from recengine.evaluate.health import Health, PlaylistHealth
+from recengine.evaluate.hearing import MIN_GROUP, HearingRow, group_labels, similar_row, vector_row
+from recengine.evaluate.history import TooLittleHistory, split_history
+from recengine.evaluate.replay import MixResult, Replay
+from recengine.index.vectors import Scaler
+from recengine.models import Recommendation, Track
+
+if TYPE_CHECKING:
+    from recengine.catalog import Catalog
+    from recengine.config import Config
+    from recengine.index import IndexBackend
+    from recengine.playlists import Recipes
+    from recengine.plugin.registry import Registry
+
+DAY = 86400.0
+Progress = Callable[[str, float], None]
+
+
+@dataclass(frozen=True)
+class Sources:
+    """What the report reads. ``similar(ids, n)`` and ``walk(a, b, n, filters)`` are the engine's
+    queries; ``resolve`` turns a recipe's track reference into a track."""
+
+    catalog: Catalog
+    index: IndexBackend
+    extractor_versions: dict[str, int]
+    scorers: Registry
+    playlist_writers: Registry
+    config: Config
+    recipes: Recipes
+    similar: Callable[[list[int], int], list[Recommendation]]
+    walk: Callable[..., list[Recommendation]]
+    resolve: Callable[[str], Track]
+
+
+@dataclass
+class Report:
+    user: str
+    tracks: int
+    albums: int  # tagged albums with at least MIN_GROUP tracks
+    artists: int
+    hearing: list[HearingRow] = field(default_factory=list)
+    cutoff: float | None = None
+    replay: list[MixResult] = field(default_factory=list)
+    too_little_history: str | None = None
+    playlists: list[PlaylistHealth] = field(default_factory=list)
+    map: dict[str, Any] = field(default_factory=dict)  # x, y, album, artist per track (the HTML's map)
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain data for ``--json`` (floats rounded to 4 places; the map left out)."""
+        data = dataclasses.asdict(self)
+        data.pop("map")
+        return _rounded(data)
+
+
+def _rounded(value: Any) -> Any:
+    if isinstance(value, float):
+        return round(value, 4)
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_rounded(v) for v in value]
+    return value
+
+
+def recipe_mixes(recipes: Recipes, user: str) -> dict[str, tuple[tuple[str, ...], dict[str, float], dict[str, Any]]]:
+    """Each distinct strategy mix of ``user``'s recommending recipes (not paths): a name, the
+    recipes that use it, its strategies and diversity options."""
+    mixes: dict[str, tuple[tuple[str, ...], dict[str, float], dict[str, Any]]] = {}
+    for recipe in recipes:
+        if recipe.kind == "path" or recipe.user != user:
+            continue
+        name = "+".join(f"{s}={w:g}" for s, w in recipe.strategies.items() if w > 0)
+        names, strategies, diversity = mixes.get(name, ((), recipe.strategies, recipe.diversity))
+        mixes[name] = ((*names, recipe.name), strategies, diversity)
+    return mixes
+
+
+class Evaluation:
+    """Builds the report for one listener."""
+
+    def __init__(self, sources: Sources, *, progress: Progress = lambda stage, done: None):
+        self.sources = sources
+        self.progress = progress
+
+    def run(self, user: str, *, since_days: float | None = None, cutoff: float | None = None,
+            mixes: dict | None = None, now: float | None = None) -> Report:
+        """The whole report. ``since_days``: the truth is the last that many days (default: the
+        newest 20 % of the events, at least a day); ``cutoff`` sets the moment itself; ``mixes``
+        replaces the recipes' strategy mixes (name -> (recipes, strategies, diversity))."""
+        started = time.monotonic()
+        src = self.sources
+        now = time.time() if now is None else now
+        ids, blocks = src.catalog.feature_matrix(src.extractor_versions)
+        by_id = src.catalog.tracks_by_ids(ids)
+        tracks = [by_id[t] for t in ids]
+        labels = {a: group_labels(tracks, a) for a in ("album", "artist")}
+        report = Report(user, len(tracks), _groups(labels["album"]), _groups(labels["artist"]))
+        report.hearing = self._hearing(tracks, blocks, labels)
+        report.map = self._map(tracks)
+        if cutoff is None and since_days is not None:
+            cutoff = now - since_days * DAY
+        try:
+            split = split_history(src.catalog, user, cutoff=cutoff)
+        except TooLittleHistory as exc:
+            report.too_little_history = str(exc)
+        else:
+            report.cutoff = split.cutoff
+            replay = Replay(src.catalog, src.index, src.scorers, src.config,
+                            progress=lambda done: self.progress("replay", done))
+            report.replay = replay.run(split, recipe_mixes(src.recipes, user) if mixes is None else mixes)
+        health = Health(src.catalog, src.index, src.scorers, src.config, src.recipes, src.playlist_writers,
+                        walk=src.walk, resolve=src.resolve, now=now,
+                        progress=lambda done: self.progress("playlists", done))
+        report.playlists = health.check()
+        report.seconds = time.monotonic() - started
+        return report
+
+    def _hearing(self, tracks: list[Track], blocks: dict[str, np.ndarray],
+                 labels: dict[str, np.ndarray]) -> list[HearingRow]:
+        rows = []
+        if len(tracks) < 2:
+            return rows
+        src = self.sources
+        names = sorted(blocks)
+        steps = len(names) + 2
+        for i, name in enumerate(names):
+            per_track = [{name: v} for v in blocks[name]]
+            vectors = Scaler.fit(per_track, weights={name: 1.0}, order=[name]).transform_many(per_track)
+            rows.append(vector_row(name, vectors, src.index.metric, tracks, labels))
+            self.progress("hearing", (i + 1) / steps)
+        fused = src.index.vectors([t.track_id for t in tracks])
+        indexed = [t for t in tracks if t.track_id in fused]
+        if indexed:
+            kept = [i for i, t in enumerate(tracks) if t.track_id in fused]
+            sub = {a: v[kept] for a, v in labels.items()}
+            matrix = np.stack([fused[t.track_id] for t in indexed])
+            rows.append(vector_row("fused", matrix, src.index.metric, indexed, sub))
+            self.progress("hearing", (steps - 1) / steps)
+            rows.append(similar_row(src.similar, indexed, sub))
+        self.progress("hearing", 1.0)
+        return rows
+
+    def _map(self, tracks: list[Track], limit: int = 3000) -> dict[str, Any]:
+        """A 2-D projection (the two leading principal axes) of at most ``limit`` tracks' index vectors."""
+        pick = np.unique(np.linspace(0, len(tracks) - 1, min(limit, len(tracks))).astype(np.int64)) \
+            if tracks else np.zeros(0, np.int64)
+        chosen = [tracks[i] for i in pick]
+        vectors = self.sources.index.vectors([t.track_id for t in chosen])
+        chosen = [t for t in chosen if t.track_id in vectors]
+        if len(chosen) < 3:
+            return {}
+        x = np.stack([vectors[t.track_id] for t in chosen]).astype(np.float64)
+        x -= x.mean(axis=0)
+        _, _, vt = np.linalg.svd(x, full_matrices=False)
+        xy = x @ vt[:2].T
+        return {"x": xy[:, 0].tolist(), "y": xy[:, 1].tolist(),
+                "album": [t.album or "" for t in chosen], "artist": [t.artist or "" for t in chosen]}
+
+
+def _groups(labels: np.ndarray) -> int:
+    counts = np.bincount(labels[labels >= 0]) if (labels >= 0).any() else np.zeros(0, np.int64)
+    return int((counts >= MIN_GROUP).sum())
