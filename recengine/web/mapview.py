@@ -1,0 +1,113 @@
+"""The library map: every analysed track placed in 2-D by PCA of its index vector.
+
+The two principal axes are fitted once per index generation (on the vectors indexed when the map
+is first asked for, rows scaled to unit length for the angular metric) and kept in memory; the tracks' coordinates and
+labels are recomputed only when the catalog or the generation changes, and the encoded answer is
+cached until then. Coordinates are whole numbers in ``[0, GRID]`` (compact JSON); the robust
+range (0.5th-99.5th percentile) fills the grid, outliers sit on its edge.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from recengine.catalog.browse import Browse
+
+#: Coordinates run from 0 to this.
+GRID = 10000
+#: Rows the axes are fitted on (a random sample of larger libraries: the axes are stable).
+FIT_ROWS = 50000
+
+
+@dataclass(frozen=True)
+class Axes:
+    """Two principal axes and the grid scaling of one index generation."""
+
+    built_at: float  # of the index generation
+    mean: np.ndarray  # (dim,)
+    components: np.ndarray  # (dim, 2)
+    low: np.ndarray  # (2,) grid origin
+    span: np.ndarray  # (2,) grid size
+
+    def place(self, rows: np.ndarray) -> np.ndarray:
+        """(n, 2) int32 grid coordinates of prepared rows."""
+        xy = (rows - self.mean) @ self.components
+        return np.clip(np.rint((xy - self.low) / self.span * GRID), 0, GRID).astype(np.int32)
+
+
+def prepare(vectors: np.ndarray, metric: str) -> np.ndarray:
+    rows = np.asarray(vectors, dtype=np.float32)
+    if metric == "angular" and len(rows):
+        rows = rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
+    return rows
+
+
+def fit_axes(rows: np.ndarray, built_at: float, seed: int = 0) -> Axes:
+    """PCA to 2 dimensions of prepared ``rows`` (deterministic signs)."""
+    dim = rows.shape[1] if rows.ndim == 2 else 0
+    if len(rows) < 3 or dim < 2:
+        comps = np.eye(max(dim, 2), 2, dtype=np.float32)[:dim]
+        mean = rows.mean(axis=0) if len(rows) else np.zeros(dim, np.float32)
+    else:
+        sample = rows if len(rows) <= FIT_ROWS else rows[np.random.default_rng(seed).choice(len(rows), FIT_ROWS,
+                                                                                               replace=False)]
+        mean = sample.mean(axis=0)
+        centred = (sample - mean).astype(np.float64)
+        _, vecs = np.linalg.eigh(centred.T @ centred)
+        comps = vecs[:, ::-1][:, :2]
+        comps *= np.sign(comps[np.abs(comps).argmax(axis=0), [0, 1]])
+        comps = comps.astype(np.float32)
+    xy = (rows - mean) @ comps if len(rows) else np.zeros((0, 2), np.float32)
+    if len(xy):
+        low, high = np.percentile(xy, 0.5, axis=0), np.percentile(xy, 99.5, axis=0)
+    else:
+        low, high = np.zeros(2), np.ones(2)
+    span = np.where(high - low > 1e-9, high - low, 1.0)
+    return Axes(built_at, mean.astype(np.float32), comps, low.astype(np.float32), span.astype(np.float32))
+
+
+class LibraryMap:
+    """The map of one engine's library, cached per index generation and catalog state."""
+
+    def __init__(self, index: Any, browse: Browse):
+        self.index = index
+        self.browse = browse
+        self._lock = threading.Lock()
+        self._axes: Axes | None = None
+        self._key: tuple | None = None
+        self._body: bytes = b""
+
+    def body(self) -> bytes:
+        """The map as JSON bytes: ``{built_at, count, grid, ids, x, y, artist, album, folder,
+        artists, albums, folders}``, the label columns indexing the name lists; ``built_at`` names
+        the index generation."""
+        key = (self.index.built_at, self.browse.version())
+        with self._lock:
+            if key != self._key:
+                self._body = json.dumps(self._compute(key[0]), separators=(",", ":")).encode()
+                self._key = key
+            return self._body
+
+    def _compute(self, built_at: float) -> dict[str, Any]:
+        labels = self.browse.map_labels()
+        found = self.index.vectors(labels.ids)
+        keep = [i for i, t in enumerate(labels.ids) if t in found]
+        dim = next(iter(found.values())).shape[0] if found else 2
+        rows = prepare(np.stack([found[labels.ids[i]] for i in keep]) if keep else np.zeros((0, dim)),
+                       self.index.metric)
+        if self._axes is None or self._axes.built_at != built_at or self._axes.mean.shape[0] != dim:
+            self._axes = fit_axes(rows, built_at)
+        xy = self._axes.place(rows) if len(rows) else np.zeros((0, 2), np.int32)
+
+        def column(values: list[int]) -> list[int]:
+            return [values[i] for i in keep]
+
+        return {"built_at": built_at, "count": len(keep), "grid": GRID,
+                "ids": column(labels.ids), "x": xy[:, 0].tolist(), "y": xy[:, 1].tolist(),
+                "artist": column(labels.artist), "album": column(labels.album), "folder": column(labels.folder),
+                "artists": labels.artists, "albums": labels.albums, "folders": labels.folders}
