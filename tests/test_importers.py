@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from recengine.importers.formats import (
+from recengine.importers import (
     HistoryImportError,
     Listen,
     detect_format,
@@ -19,9 +19,6 @@ from recengine.importers.formats import (
     match_listens,
     match_rate,
     normalise,
-    parse_lastfm_csv,
-    parse_listenbrainz,
-    parse_scrobbler_log,
     parse_time,
 )
 from recengine.models import Track
@@ -47,7 +44,7 @@ def test_listenbrainz_array(tmp_path):
         json.dumps([lb("Daft Punk", "One More Time", T0, "Discovery"), lb("名前", "歌", T0 + 1)], indent=2),
         encoding="utf-8",
     )
-    result = parse_listenbrainz(f)
+    result = load_history(f, "listenbrainz")
     assert result.format == "listenbrainz" and result.skipped == 0
     assert result.listens == [
         Listen("Daft Punk", "One More Time", "Discovery", float(T0)),
@@ -66,7 +63,7 @@ def test_listenbrainz_jsonl_with_bad_lines(tmp_path):
         json.dumps({"track_metadata": {"artist_name": "C", "track_name": "Now"}}),  # playing_now: no time
     ]
     f.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    result = parse_listenbrainz(f)
+    result = load_history(f, "listenbrainz")
     assert [(x.artist, x.title, x.at, x.path) for x in result.listens] == [
         ("A", "One", float(T0), "/home/u/Music/A/One.flac"),
         ("B", "Two", float(T0), "/mnt/m/B/Two x.mp3"),
@@ -78,7 +75,7 @@ def test_listenbrainz_jsonl_with_bad_lines(tmp_path):
     ]
     assert str(result.problems[0]).startswith(f"{f}:3: invalid JSON")
     with pytest.raises(HistoryImportError) as info:
-        parse_listenbrainz(f, strict=True)
+        load_history(f, "listenbrainz", strict=True)
     assert info.value.line == 3 and info.value.file == str(f)
 
 
@@ -86,23 +83,23 @@ def test_listenbrainz_array_errors(tmp_path):
     f = tmp_path / "broken.json"
     f.write_text('[\n  {"listened_at": 1,\n  oops\n]', encoding="utf-8")
     with pytest.raises(HistoryImportError, match=r"broken.json:3: invalid JSON") as info:
-        parse_listenbrainz(f)
+        load_history(f, "listenbrainz")
     assert info.value.line == 3
     f.write_text(json.dumps([lb("A", "B", T0), {"foo": 1}]), encoding="utf-8")
-    result = parse_listenbrainz(f)
+    result = load_history(f, "listenbrainz")
     assert len(result.listens) == 1 and "item 2" in result.problems[0].reason
     f.write_text('"just a string"', encoding="utf-8")
     with pytest.raises(HistoryImportError, match="expected a JSON array"):
-        parse_listenbrainz(f)
+        load_history(f, "listenbrainz")
     f.write_text(json.dumps({"payload": {"listens": [lb("A", "B", T0)]}}), encoding="utf-8")
-    assert len(parse_listenbrainz(f).listens) == 1  # API response form
+    assert len(load_history(f, "listenbrainz").listens) == 1  # API response form
 
 
 def test_all_bad_records_is_a_file_error(tmp_path):
     f = tmp_path / "listens.jsonl"
     f.write_text('{"a": 1}\n{"b": 2}\n', encoding="utf-8")
     with pytest.raises(HistoryImportError, match="no valid listenbrainz record") as info:
-        parse_listenbrainz(f)
+        load_history(f, "listenbrainz")
     assert info.value.line == 1
 
 
@@ -120,7 +117,7 @@ def test_lastfm_csv_without_header(tmp_path):
         '"Multi\nLine",Album,Title,24 Apr 2016 10:00\n'
         "Bad,Date,Here,31 Foo 2016 10:00\n".encode()
     )
-    result = parse_lastfm_csv(f)
+    result = load_history(f, "lastfm")
     assert [(x.artist, x.album, x.title, x.at) for x in result.listens] == [
         ("Beyoncé", "Lemonade", "Formation", datetime(2016, 4, 23, 18, 5, tzinfo=UTC).timestamp()),
         ("Simon & Garfunkel", "Bookends", "Mrs. Robinson (Remastered)", 1461434700.0),
@@ -141,20 +138,20 @@ def test_lastfm_csv_with_header(tmp_path):
         f',"14 Nov 2023, 22:13",Radiohead,,OK Computer,,No Surprises,\n',
         encoding="utf-8",
     )
-    result = parse_lastfm_csv(f)
+    result = load_history(f, "lastfm")
     assert [(x.artist, x.album, x.title, x.at) for x in result.listens] == [
         ("Radiohead", "OK Computer", "Karma Police", float(T0))
     ]
     assert [p.line for p in result.problems] == [3]
     f.write_text("Artist,Title,Album\nA,B,C\n", encoding="utf-8")
     with pytest.raises(HistoryImportError, match=r":1: header has no date column"):
-        parse_lastfm_csv(f)
+        load_history(f, "lastfm")
 
 
 def test_lastfm_invalid_utf8_line(tmp_path):
     f = tmp_path / "s.csv"
     f.write_bytes(b"A,B,C,1461434700\n\xff\xfe,B,C,1461434700\nD,E,F,1461434701\n")
-    result = parse_lastfm_csv(f)
+    result = load_history(f, "lastfm")
     assert [x.artist for x in result.listens] == ["A", "D"]
     assert [(p.line, p.reason) for p in result.problems] == [(2, "not valid UTF-8")]
 
@@ -177,7 +174,7 @@ SCROBBLER_LOG = (
 def test_scrobbler_log(tmp_path):
     f = tmp_path / ".scrobbler.log"
     f.write_text(SCROBBLER_LOG, encoding="utf-8")
-    result = parse_scrobbler_log(f)
+    result = load_history(f, "scrobbler")
     assert result.listens == [
         Listen("Massive Attack", "Teardrop", "Mezzanine", float(T0)),
         Listen("Massive Attack", "Angel", "Mezzanine", float(T0 + 400), skipped=True),
@@ -188,17 +185,17 @@ def test_scrobbler_log(tmp_path):
     assert "rating must be L or S" in result.problems[1].reason
     assert "timestamp must be unix seconds" in result.problems[2].reason
     with pytest.raises(HistoryImportError, match=r"\.scrobbler\.log:6: expected 7 or 8"):
-        parse_scrobbler_log(f, strict=True)
+        load_history(f, "scrobbler", strict=True)
 
 
 def test_scrobbler_log_needs_header(tmp_path):
     f = tmp_path / "x.log"
     f.write_text(f"A\tB\tC\t1\t100\tL\t{T0}\n", encoding="utf-8")
     with pytest.raises(HistoryImportError, match=r"x.log:1: not a .scrobbler.log"):
-        parse_scrobbler_log(f)
+        load_history(f, "scrobbler")
     f.write_text("", encoding="utf-8")
     with pytest.raises(HistoryImportError, match="no #AUDIOSCROBBLER header"):
-        parse_scrobbler_log(f)
+        load_history(f, "scrobbler")
 
 
 def test_detect_and_load(tmp_path):
@@ -315,7 +312,7 @@ def test_match_rate_of_an_import(tmp_path):
     """End to end: a scrobbler log against a library, with the rate a user would be shown."""
     f = tmp_path / ".scrobbler.log"
     f.write_text(SCROBBLER_LOG, encoding="utf-8")
-    result = parse_scrobbler_log(f)
+    result = load_history(f, "scrobbler")
     matches, unmatched = match_listens(result.listens, LIBRARY)
     assert [(x.title, tid) for x, tid in matches] == [("Teardrop", 2), ("Angel", 1)]
     assert [x.title for x in unmatched] == ["Sour Times"]

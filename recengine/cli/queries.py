@@ -104,5 +104,5 @@ def _import_history(engine, args) -> int:
         engine.record_events(events)
         print(f"{ref}: {result.format}: {len(result.listens)} listens, {len(matches)} matched "
               f"({match_rate(matches, unmatched):.0%}), {len(unmatched)} not in the library, "
-              f"{len(result.problems)} unreadable records skipped")
+              f"{result.skipped} unreadable records skipped")
     return EXIT_OK

@@ -1,5 +1,16 @@
-"""Listening histories from other services' export files, matched to library tracks."""
+"""Listening histories from other services' export files, matched to library tracks.
 
-from recengine.importers.formats import HistoryImportError, load_history, match_listens, match_rate
+Formats: ListenBrainz (:mod:`.listenbrainz`), Last.fm CSV (:mod:`.lastfm`), ``.scrobbler.log``
+(:mod:`.scrobbler_log`); what they share is in :mod:`.records`, matching in :mod:`.matching`.
+A bad record is skipped and counted (``strict=True`` raises it); a file that is not the format at
+all raises :class:`HistoryImportError` naming the file and line. Timestamps are unix seconds (UTC);
+Last.fm dates (``31 Jan 2021 14:05``) are UTC. Recording matches as history events is the
+caller's job.
+"""
 
-__all__ = ["HistoryImportError", "load_history", "match_listens", "match_rate"]
+from recengine.importers.loading import FORMATS, detect_format, load_history, read_history
+from recengine.importers.matching import Matcher, match_listens, match_rate, normalise
+from recengine.importers.records import HistoryImportError, ImportResult, Listen, ListenStream, parse_time
+
+__all__ = ["FORMATS", "HistoryImportError", "ImportResult", "Listen", "ListenStream", "Matcher", "detect_format",
+           "load_history", "match_listens", "match_rate", "normalise", "parse_time", "read_history"]
