@@ -1,4 +1,4 @@
-"""Set-up commands that work without an engine: ``plugins`` and ``config``."""
+"""Set-up commands that work without an engine: ``plugins``, ``config check`` and ``config show``."""
 
 from __future__ import annotations
 
@@ -32,7 +32,8 @@ def cmd_plugins(args) -> int:
     return EXIT_FAILURE if plugin_set.failures else EXIT_OK
 
 
-def cmd_config(args) -> int:
+def cmd_config_check(args) -> int:
+    """``config check`` and ``config show``."""
     from recengine.playlists import Recipes
     from recengine.plugin.registry import collect
 

@@ -36,15 +36,19 @@ class ConfigLocation:
     rule: str  # "--config", "$RECENGINE_CONFIG", "$XDG_CONFIG_HOME", "/etc" or "defaults"
 
 
-def user_config_path(env: Mapping[str, str] | None = None) -> Path:
-    """``$XDG_CONFIG_HOME/recengine/config.yaml``; ``~/.config`` when the variable is unset, empty or
-    relative (the XDG base directory rules)."""
+def xdg_config_home(env: Mapping[str, str] | None = None) -> Path:
+    """``$XDG_CONFIG_HOME``; ``~/.config`` when it is unset, empty or relative (the XDG base
+    directory rules)."""
     env = os.environ if env is None else env
     base = env.get("XDG_CONFIG_HOME", "")
     if not os.path.isabs(base):
-        home = env.get("HOME") or os.path.expanduser("~")
-        base = os.path.join(home, ".config")
-    return Path(base) / "recengine" / "config.yaml"
+        base = os.path.join(env.get("HOME") or os.path.expanduser("~"), ".config")
+    return Path(base)
+
+
+def user_config_path(env: Mapping[str, str] | None = None) -> Path:
+    """The user's config file: ``$XDG_CONFIG_HOME/recengine/config.yaml``."""
+    return xdg_config_home(env) / "recengine" / "config.yaml"
 
 
 def locate_config(explicit: str | os.PathLike[str] | None, env: Mapping[str, str] | None = None, *,
