@@ -10,6 +10,7 @@ import pytest
 
 from recengine.config import build_config, core_options
 from recengine.config.loader import init_target, locate_config, user_config_path
+from recengine.default_plugins.mpd_backend import mpd_environment
 from recengine.plugin.boot import drop_in_refusal, load_settings
 
 
@@ -155,3 +156,28 @@ def test_group_writable_and_foreign_owned_files_are_refused_but_a_sticky_parent_
         pytest.skip("changing a file's owner needs root")
     os.chown(plugin, 65534, -1)
     assert f"{plugin} is owned by " in drop_in_refusal(plugin.parent)
+
+
+@pytest.mark.parametrize(("env", "expected"), [
+    ({}, {}),
+    ({"MPD_HOST": "music.lan", "MPD_PORT": "6601"}, {"host": "music.lan", "port": 6601}),
+    ({"MPD_HOST": "s3cret@music.lan"}, {"host": "music.lan", "password": "s3cret"}),
+    ({"MPD_HOST": "/run/mpd/socket"}, {"host": "/run/mpd/socket"}),
+    ({"MPD_HOST": "@mpd"}, {"host": "@mpd"}),  # an abstract socket, no password
+    ({"MPD_HOST": "pw@@mpd"}, {"host": "@mpd", "password": "pw"}),
+    ({"MPD_PORT": "http"}, {}),  # not a port: ignored with a warning
+])
+def test_mpd_host_and_port_are_read_as_mpd_clients_do(env, expected):
+    assert mpd_environment(env) == expected
+
+
+def test_mpd_environment_gives_the_defaults_and_the_file_wins(tmp_path, monkeypatch):
+    monkeypatch.setenv("MPD_HOST", "pw@music.lan")
+    monkeypatch.setenv("MPD_PORT", "6601")
+    path = touch(tmp_path / "config.yaml", "plugin_dirs: []\n")
+    config, _ = load_settings(path, entrypoints=False)
+    assert (config["plugins.mpd.host"], config["plugins.mpd.port"], config["plugins.mpd.password"]) == (
+        "music.lan", 6601, "pw")
+    path.write_text("plugin_dirs: []\nplugins:\n  mpd: {host: other, port: 7000}\n")
+    config, _ = load_settings(path, entrypoints=False)
+    assert (config["plugins.mpd.host"], config["plugins.mpd.port"]) == ("other", 7000)

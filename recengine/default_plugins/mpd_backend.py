@@ -3,7 +3,8 @@
 Config (``plugins.mpd.*``):
 
 - ``host`` (``localhost``; a path starting with ``/`` or ``@`` is a unix socket), ``port`` (6600),
-  ``password`` (secret; write ``${MPD_PASSWORD}`` to read it from the environment),
+  ``password`` (secret; write ``${MPD_PASSWORD}`` to read it from the environment); when the
+  file does not set them, ``MPD_HOST`` (``[password@]host``) and ``MPD_PORT`` are read as mpc does,
   ``timeout_s`` (10: connect and command time limit);
 - ``music_dir``: MPD's ``music_directory`` as recengine sees it. MPD names files relative to it,
   so this is how tracks become MPD URIs and back. Unset: the library folder, when there is
@@ -51,7 +52,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -422,16 +423,37 @@ class MPDBackend:
         log.info("mpd watcher: %d left after the current song; appended %d", remaining, added)
 
 
+def mpd_environment(env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """``host``, ``port`` and ``password`` from ``MPD_HOST`` and ``MPD_PORT``, read as mpc and
+    libmpdclient read them (only those set): ``MPD_HOST`` is ``[password@]host``, where host may
+    be a socket path or ``@name`` (an abstract socket, so ``password@@name`` has both)."""
+    env = os.environ if env is None else env
+    found: dict[str, Any] = {}
+    host = env.get("MPD_HOST", "")
+    if not host.startswith("@") and "@" in host:
+        found["password"], host = host.split("@", 1)
+    if host:
+        found["host"] = host
+    port = env.get("MPD_PORT", "")
+    if port.isdigit() and 0 < int(port) < 65536:
+        found["port"] = int(port)
+    elif port:
+        log.warning("MPD_PORT=%r is not a port number; ignored", port)
+    return found
+
+
 @hookimpl
 def addoption(spec):
     add = spec.add
-    add("plugins.mpd.host", "str", "localhost", "MPD host name or address, or a unix socket path")
-    add("plugins.mpd.port", "int", 6600, "MPD TCP port")
+    env = mpd_environment()  # the defaults: a setting in the config file wins
+    add("plugins.mpd.host", "str", env.get("host", "localhost"),
+        "MPD host name or address, or a unix socket path (default: $MPD_HOST)")
+    add("plugins.mpd.port", "int", env.get("port", 6600), "MPD TCP port (default: $MPD_PORT)")
     add(
         "plugins.mpd.password",
         "str?",
-        None,
-        "MPD password (use ${MPD_PASSWORD} to keep it out of the file)",
+        env.get("password"),
+        "MPD password (use ${MPD_PASSWORD} to keep it out of the file; default: from MPD_HOST=password@host)",
         secret=True,
     )
     add(
