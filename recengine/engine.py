@@ -17,8 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from recengine import config as configmod
+from recengine.analysis.featurise import FeaturePool, WorkerSettings
 from recengine.catalog import Catalog
 from recengine.history import record_events
+from recengine.library import Scanner, ScanSettings
 from recengine.models import HistoryEvent, TrackNotFound
 from recengine.plugin.boot import load_settings
 from recengine.plugin.events import EventDispatcher
@@ -152,12 +154,22 @@ class Engine:
         seeds = [self.resolve(s).track_id for s in kwargs.pop("seeds", [])]
         return self.recommender.recommend(Request(user=user, n=n, seeds=seeds, **kwargs))
 
+    def scanner(self, *, progress: bool | None = None) -> Scanner:
+        """The library scanner on this engine's catalog: reconcile, then featurise in worker processes
+        built from this engine's config (``progress``: a progress bar, default when on a terminal)."""
+        config = self.config
+
+        def executor(workers: int) -> FeaturePool:
+            source = None if config.source == "<defaults>" else config.source
+            return FeaturePool(WorkerSettings(source, config.raw, dict(os.environ)), workers)
+
+        return Scanner(self.catalog, ScanSettings.from_config(config), self.extractor_versions(), executor, self.emit,
+                       ignore_dirs=[output.dir for output in self.playlists.outputs.values()], progress=progress)
+
     def scan(self, *, update_index: bool = True, **kwargs: Any):
         """Reconcile the library folders with the catalog and featurise what is new or changed;
         then bring the index up to date (rebuilt per ``index.rebuild_after_changes``)."""
-        from recengine.library.scan import Scanner
-
-        report = Scanner(self, progress=kwargs.pop("progress", None)).run(**kwargs)
+        report = self.scanner(progress=kwargs.pop("progress", None)).run(**kwargs)
         changes = report.featurised + report.removed + report.moved
         if update_index and (changes or "index" in self.__dict__):
             self.update_index(changes)

@@ -8,7 +8,6 @@ Then each file must have landed in its class in the failure ledger, or have been
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import socket
@@ -28,7 +27,7 @@ import pytest
 import yaml
 
 from recengine.analysis.audio import DecodeFailure, decode, find_ffmpeg, pid_alive
-from recengine.library.scan import Scanner, ScanReport
+from recengine.library import Scanner, ScanReport
 from recengine.testing import encode, tone
 
 from .conftest import make_engine
@@ -249,7 +248,7 @@ def calls_for(fake, path: Path) -> list[list[str]]:
 
 
 def run_scan(engine) -> tuple[ScanReport, Scanner, float]:
-    scanner = Scanner(engine, progress=False, out=io.StringIO())
+    scanner = engine.scanner(progress=False)
     report = ScanReport()
     started = time.monotonic()
     scanner.reconcile(report)
@@ -267,7 +266,7 @@ def scanned(tmp_path_factory, fake_ffmpeg, plugin_dir):
     make_corpus(root)
     engine = make_engine(base, [root], plugin_dirs=[plugin_dir])
     try:
-        scanner = Scanner(engine, progress=False, out=io.StringIO())
+        scanner = engine.scanner(progress=False)
         report = ScanReport()
         started = time.monotonic()
         scanner.reconcile(report)

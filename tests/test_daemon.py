@@ -27,7 +27,7 @@ import yaml
 
 from recengine.analysis.audio import pid_alive
 from recengine.catalog import Catalog
-from recengine.library.scan import SENTINEL, content_sig
+from recengine.library import SENTINEL, content_sig
 from recengine.testing import noise, pulses, tone, wait_for, wav_bytes, write_counting_plugin
 
 SR = 8000

@@ -15,7 +15,7 @@ import pytest
 
 import recengine
 from recengine.engine import Engine
-from recengine.library.scan import SENTINEL
+from recengine.library import SENTINEL
 from recengine.models import HistoryEvent
 from recengine.testing import encode, noise, tone, write_counting_plugin
 
@@ -261,9 +261,9 @@ def test_file_changed_during_analysis_is_not_stored_with_stale_features(tmp_path
     lib = tmp_path / "lib"
     path = encode(tone(300, 1.5), lib / "a.wav")
     with open_engine(tmp_path, [lib], counting.dir) as engine:
-        from recengine.library.scan import Scanner, ScanReport
+        from recengine.library import ScanReport
 
-        scanner = Scanner(engine, progress=False)
+        scanner = engine.scanner(progress=False)
         report = ScanReport()
         scanner.reconcile(report)
         jobs = scanner.jobs()

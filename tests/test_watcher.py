@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from recengine.library import watcher as watcher_mod
-from recengine.library.watcher import LibraryWatcher
+from recengine.library import observers as observers_mod
+from recengine.library.watch import LibraryWatcher
 
 EXT = frozenset({".wav", ".flac", ".mp3"})
 WAV = b"RIFF\x24\x00\x00\x00WAVEfmt " + bytes(64)
@@ -151,7 +151,7 @@ def test_t14_copy_of_300_files_each_once_coalesced(lib, tmp_path, make_watcher):
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
 def test_t16_dead_emitter_restarted_and_reconciled(lib, make_watcher, caplog):
     w, rec = make_watcher()
-    (emitter,) = [e for obs in w._observers for e in obs.emitters]
+    (emitter,) = w.observers.emitters()
     original = emitter.queue_events
     calls = {"n": 0}
 
@@ -163,7 +163,7 @@ def test_t16_dead_emitter_restarted_and_reconciled(lib, make_watcher, caplog):
 
     emitter.queue_events = queue_events
     (lib / "wake.wav").write_bytes(WAV)  # unblocks the pending read; the next call raises
-    with caplog.at_level(logging.CRITICAL, logger="recengine.library.watcher"):
+    with caplog.at_level(logging.CRITICAL, logger="recengine.library.observers"):
         assert wait_for(lambda: not emitter.is_alive())
         assert wait_for(lambda: "watcher restarted" in rec.reasons, timeout=4)
     assert w.health()["restarts"] == 1
@@ -225,12 +225,12 @@ def test_detect_fs_type_longest_prefix_and_escapes(tmp_path):
         "40 22 0:50 / /mnt/my\\040music rw shared:2 - nfs4 nas:/music rw\n"
         "41 40 0:51 / /mnt/my\\040music/local rw shared:3 - ext4 /dev/sdb1 rw\n"
     )
-    assert watcher_mod.detect_fs_type("/mnt/my music/a/b.flac", str(info)) == "nfs4"
-    assert watcher_mod.detect_fs_type("/mnt/my music/local/x", str(info)) == "ext4"
-    assert watcher_mod.detect_fs_type("/mnt/my musicals", str(info)) == "ext4"
-    assert watcher_mod.detect_fs_type("/", str(tmp_path / "nope")) == ""
-    assert watcher_mod.is_network_fs("cifs") and watcher_mod.is_network_fs("fuse.sshfs")
-    assert not watcher_mod.is_network_fs("ext4")
+    assert observers_mod.detect_fs_type("/mnt/my music/a/b.flac", str(info)) == "nfs4"
+    assert observers_mod.detect_fs_type("/mnt/my music/local/x", str(info)) == "ext4"
+    assert observers_mod.detect_fs_type("/mnt/my musicals", str(info)) == "ext4"
+    assert observers_mod.detect_fs_type("/", str(tmp_path / "nope")) == ""
+    assert observers_mod.is_network_fs("cifs") and observers_mod.is_network_fs("fuse.sshfs")
+    assert not observers_mod.is_network_fs("ext4")
 
 
 def test_delete_before_settle_goes_to_removed(lib, make_watcher):
@@ -289,7 +289,7 @@ def test_polling_forced_reports_files(lib, make_watcher):
 
 
 def test_network_fs_type_injected_uses_polling(lib, make_watcher, caplog):
-    with caplog.at_level(logging.INFO, logger="recengine.library.watcher"):
+    with caplog.at_level(logging.INFO, logger="recengine.library.observers"):
         w, rec = make_watcher(fs_type=lambda p: "cifs", poll_settle_s=0.4)
     root = w.health()["roots"][str(lib)]
     assert root["mode"] == "polling" and "cifs" in root["why"]
@@ -300,8 +300,8 @@ def test_network_fs_type_injected_uses_polling(lib, make_watcher, caplog):
 
 
 def test_watch_limit_falls_back_to_polling(lib, make_watcher, monkeypatch, caplog):
-    monkeypatch.setattr(watcher_mod, "_watch_limit_reached", lambda path: True)
-    with caplog.at_level(logging.WARNING, logger="recengine.library.watcher"):
+    monkeypatch.setattr(observers_mod, "watch_limit_reached", lambda path: True)
+    with caplog.at_level(logging.WARNING, logger="recengine.library.observers"):
         w, rec = make_watcher(poll_settle_s=0.4)
     root = w.health()["roots"][str(lib)]
     assert root["mode"] == "polling" and "limit" in root["why"]
@@ -312,10 +312,10 @@ def test_watch_limit_falls_back_to_polling(lib, make_watcher, monkeypatch, caplo
 
 
 def test_schedule_enospc_falls_back_to_polling(lib, make_watcher, monkeypatch):
-    real = watcher_mod._inotify_observer
+    real = observers_mod.inotify_observer
 
-    def observer():
-        obs = real()
+    def observer(fd):
+        obs = real(fd)
 
         def schedule(*args, **kwargs):
             raise OSError(errno.ENOSPC, "inotify watch limit reached")
@@ -323,7 +323,7 @@ def test_schedule_enospc_falls_back_to_polling(lib, make_watcher, monkeypatch):
         obs.schedule = schedule
         return obs
 
-    monkeypatch.setattr(watcher_mod, "_inotify_observer", observer)
+    monkeypatch.setattr(observers_mod, "inotify_observer", observer)
     w, _ = make_watcher()
     assert w.health()["roots"][str(lib)]["mode"] == "polling"
 
@@ -337,8 +337,8 @@ def test_overflow_requests_reconcile(lib, make_watcher):
     assert wait_for(lambda: "overflow" in rec.reasons)
     assert w.wait_idle(5)
     rec.reasons.clear()
-    (obs,) = w._observers
-    obs._inotify_fd.handle_event(InotifyEvent(-1, InotifyConstants.IN_Q_OVERFLOW, 0, b""))  # kernel overflow
+    (fd,) = w.observers.inotify_fds()
+    fd.handle_event(InotifyEvent(-1, InotifyConstants.IN_Q_OVERFLOW, 0, b""))  # kernel overflow
     assert wait_for(lambda: "overflow" in rec.reasons)
 
 

@@ -25,8 +25,7 @@ from typing import Any
 
 from recengine.analysis.audio import preflight
 from recengine.fileio import atomic_write
-from recengine.library.scan import Scanner, ScanReport
-from recengine.library.watcher import LibraryWatcher
+from recengine.library import LibraryWatcher, ScanReport
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +92,7 @@ class Daemon:
         self.status_interval_s = status_interval_s
         self.stop_event = threading.Event()
         self.hints: queue.Queue[tuple[str, Any]] = queue.Queue()
-        self.scanner = Scanner(engine, progress=False)
+        self.scanner = engine.scanner(progress=False)
         self.pool = None
         self.watcher: LibraryWatcher | None = None
         self.lock = DataDirLock(engine.config.data_dir)

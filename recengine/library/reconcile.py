@@ -1,0 +1,310 @@
+"""Reconcile the library folders with the catalog: new, changed, moved and removed files.
+
+A changed file is one whose size or mtime differs; a new path whose content fingerprint matches a
+vanished track is a move and keeps that track's id and history. A folder that is missing,
+unreadable, or suddenly empty is UNAVAILABLE: nothing under it is deleted. Removal is soft
+(``missing_since``) and a reconcile that would remove more than ``scan.mass_delete_ratio`` of a
+folder asks for ``--confirm-mass-delete``. The watcher's hints for single files
+(:meth:`Reconciler.reconcile_paths`) go through the same diff.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import logging
+import os
+import stat
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from recengine.catalog import Catalog, TrackFile
+from recengine.library.report import ScanReport
+from recengine.library.settings import ScanSettings
+
+log = logging.getLogger(__name__)
+
+SENTINEL = ".recengine-root"
+SIG_CHUNK = 64 * 1024
+#: A reconcile may remove up to this many tracks of a folder whatever its size.
+MASS_DELETE_MIN = 10
+
+
+def content_sig(path: Path, size: int) -> str:
+    """A fingerprint of the file's content: size plus hashed head, middle and tail."""
+    h = hashlib.blake2b(str(size).encode(), digest_size=16)
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)  # a FIFO swapped in cannot block us
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(f"{path} is not a regular file")
+    with os.fdopen(fd, "rb") as fh:
+        for offset in sorted({0, max(0, size // 2 - SIG_CHUNK // 2), max(0, size - SIG_CHUNK)}):
+            fh.seek(offset)
+            h.update(fh.read(SIG_CHUNK))
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class FoundFile:
+    relpath: str
+    size: int
+    mtime_ns: int
+    inode: int
+
+
+@dataclass
+class RootState:
+    path: Path
+    available: bool
+    reason: str = ""
+    files: dict[str, FoundFile] = field(default_factory=dict)
+
+
+def walk_root(root: Path, extensions: frozenset[str], exclude: Iterable[str],
+              skip_dirs: Iterable[Path]) -> dict[str, FoundFile]:  # fmt: skip
+    """Audio files under ``root``: regular files only, directory symlinks not followed, file
+    symlinks only when they point inside the root."""
+    found: dict[str, FoundFile] = {}
+    real_root = os.path.realpath(root)
+    skip = {os.path.realpath(d) for d in skip_dirs}
+    exclude = list(exclude)
+    stack = [str(root)]
+    while stack:
+        folder = stack.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except OSError as exc:
+            log.warning("cannot read folder %s: %s", folder, exc.strerror)
+            continue
+        for entry in entries:
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    if not entry.name.startswith(".") and os.path.realpath(entry.path) not in skip:
+                        stack.append(entry.path)
+                    continue
+                if os.path.splitext(entry.name)[1].lower() not in extensions:
+                    continue
+                rel = os.path.relpath(entry.path, root)
+                if any(fnmatch.fnmatch(rel, pat) for pat in exclude):
+                    continue
+                if entry.is_symlink():
+                    target = os.path.realpath(entry.path)
+                    if not target.startswith(real_root + os.sep):
+                        continue
+                st = entry.stat(follow_symlinks=True)
+                if not stat.S_ISREG(st.st_mode):
+                    continue
+                found[rel] = FoundFile(rel, st.st_size, st.st_mtime_ns, st.st_ino)
+            except OSError:
+                continue  # vanished or unreadable entry: the next reconcile sees it again
+    return found
+
+
+class Reconciler:
+    """Brings the catalog's tracks in line with the files under the library folders.
+
+    ``emit(hook, **kwargs)`` announces ``track_changed`` (moves) and ``track_removed``;
+    ``ignore_dirs`` (playlist output folders) are never walked.
+    """
+
+    def __init__(self, catalog: Catalog, settings: ScanSettings, emit: Callable[..., None], *,
+                 ignore_dirs: Iterable[Path] = ()):  # fmt: skip
+        self.catalog = catalog
+        self.settings = settings
+        self.emit = emit
+        self.ignore_dirs = [Path(d) for d in ignore_dirs]
+
+    # roots --------------------------------------------------------------------------------------
+
+    def check_root(self, root: Path) -> RootState:
+        state = RootState(root, available=False)
+        root_id = self.catalog.root_id(str(root))
+        info = self.catalog.root_info(root_id)
+        if not root.is_dir():
+            state.reason = "folder not found (unplugged or unmounted?)"
+        elif not os.access(root, os.R_OK | os.X_OK):
+            state.reason = "folder not readable (permission denied)"
+        else:
+            sentinel = root / SENTINEL
+            recorded = info["sentinel"]
+            if recorded and not sentinel.exists():
+                state.reason = f"its marker file {SENTINEL} is gone (a different or unmounted disk?)"
+            else:
+                state.available = True
+        return state
+
+    def _finish_root(self, root_id: int, state: RootState, known_present: int) -> None:
+        info = self.catalog.root_info(root_id)
+        if state.available and not state.files and known_present:
+            state.available = False
+            state.reason = f"folder is empty but {known_present} tracks were here (unmounted?)"
+        if not state.available:
+            self.catalog.set_root(root_id, state="unavailable")
+            return
+        fields: dict[str, object] = {"state": "available", "last_seen": time.time()}
+        try:
+            fields["device"] = os.stat(state.path).st_dev
+        except OSError:
+            pass
+        if not info["sentinel"]:
+            marker = state.path / SENTINEL
+            try:
+                if marker.exists():
+                    fields["sentinel"] = marker.read_text().strip() or "present"
+                else:
+                    token = str(uuid.uuid4())
+                    marker.write_text(token + "\n")
+                    fields["sentinel"] = token
+            except OSError:
+                pass  # read-only library: availability rests on presence and non-emptiness
+        self.catalog.set_root(root_id, **fields)
+
+    # the full reconcile -------------------------------------------------------------------------
+
+    def reconcile(self, report: ScanReport, *, confirm_mass_delete: bool = False) -> None:
+        library = self.settings.library
+        for root in library.folders:
+            state = self.check_root(root)
+            root_id = self.catalog.root_id(str(root))
+            known = self.catalog.files_under(root_id)
+            present = {k: v for k, v in known.items() if v.missing_since is None}
+            if state.available:
+                state.files = walk_root(root, library.extensions, library.exclude, self.ignore_dirs)
+            self._finish_root(root_id, state, len(present))
+            if not state.available:
+                report.unavailable.append((str(root), state.reason))
+                log.warning("%s is unavailable: %s; nothing under it is changed", root, state.reason)
+                continue
+            self._diff_root(root_id, root, state.files, known, report, confirm_mass_delete)
+
+    def _diff_root(self, root_id: int, root: Path, files: dict[str, FoundFile], known: dict[str, TrackFile],
+                   report: ScanReport, confirm: bool, removals: bool = True) -> None:
+        present = {k: v for k, v in known.items() if v.missing_since is None}
+        gone = [t for rel, t in present.items() if rel not in files]
+        gone_by_sig: dict[str, list[TrackFile]] = {}
+        for t in gone:
+            gone_by_sig.setdefault(t.content_sig, []).append(t)
+        moved_ids: set[int] = set()
+        for rel, f in sorted(files.items()):
+            old = known.get(rel)
+            if old is not None and old.missing_since is None and (old.size, old.mtime_ns) == (f.size, f.mtime_ns):
+                report.unchanged += 1
+                continue
+            try:
+                sig = content_sig(root / rel, f.size)
+            except PermissionError:
+                self._unreadable(root_id, rel, f, old, report)
+                continue
+            except OSError:
+                continue
+            if old is not None:  # changed in place, or back after being missing
+                self.catalog.update_file(old.track_id, size=f.size, mtime_ns=f.mtime_ns, inode=f.inode, content_sig=sig)
+                if sig != old.content_sig:
+                    report.updated += 1
+                    report.changed_ids.append(old.track_id)
+                else:
+                    report.unchanged += 1
+                continue
+            source = gone_by_sig.get(sig) or [t for t in self.catalog.tracks_with_sig(sig) if self._vanished(t)]
+            source = [t for t in source if t.track_id not in moved_ids]
+            if source:
+                moved = source[0]
+                moved_ids.add(moved.track_id)
+                self.catalog.update_file(moved.track_id, size=f.size, mtime_ns=f.mtime_ns, inode=f.inode,
+                                         content_sig=sig, root_id=root_id, relpath=rel)
+                report.moved += 1
+                self._announce("track_changed", moved.track_id)
+                continue
+            self.catalog.add_track(root_id, rel, f.size, f.mtime_ns, f.inode, sig)
+            report.added += 1
+        really_gone = [t for t in gone if t.track_id not in moved_ids] if removals else []
+        if really_gone and len(really_gone) > self._mass_delete_limit(len(present)) and not confirm:
+            report.mass_delete_blocked.append((str(root), len(really_gone), len(present)))
+            log.warning("%s: %d of %d tracks are gone; not removing them without --confirm-mass-delete",
+                        root, len(really_gone), len(present))
+            return
+        if really_gone:
+            self.catalog.mark_missing(t.track_id for t in really_gone)
+            report.removed += len(really_gone)
+            for t in really_gone:
+                self._announce("track_removed", t.track_id)
+
+    def _mass_delete_limit(self, present: int) -> float:
+        """More removals than this from a folder of ``present`` tracks need a confirmation."""
+        return max(MASS_DELETE_MIN, self.settings.mass_delete_ratio * present)
+
+    def _announce(self, hook: str, track_id: int) -> None:
+        track = self.catalog.track(track_id)
+        if track is not None:
+            self.emit(hook, track=track)
+
+    def _unreadable(self, root_id: int, rel: str, f: FoundFile, old: TrackFile | None, report: ScanReport) -> None:
+        """A file we may not read: in the ledger as ``permission`` (retried later), never silent."""
+        if old is None:
+            track_id = self.catalog.add_track(root_id, rel, f.size, f.mtime_ns, f.inode, "")
+            report.added += 1
+        else:
+            track_id = old.track_id
+            self.catalog.update_file(track_id, size=f.size, mtime_ns=f.mtime_ns, inode=f.inode, content_sig="")
+        self.catalog.record_failure(track_id, "permission", "permission denied", f.size, f.mtime_ns)
+        report.failed["permission"] += 1
+
+    def _vanished(self, t: TrackFile) -> bool:
+        """A catalog track whose file is gone: missing already, or not at its path any more."""
+        if t.missing_since:
+            return True
+        track = self.catalog.track(t.track_id)
+        return track is not None and not os.path.lexists(track.path)
+
+    # watcher hints ------------------------------------------------------------------------------
+
+    def _root_of(self, path: Path) -> tuple[Path, str] | None:
+        for root in self.settings.library.folders:
+            try:
+                return root, str(Path(os.path.abspath(path)).relative_to(root))
+            except ValueError:
+                continue
+        return None
+
+    def reconcile_paths(self, report: ScanReport, settled: Iterable[Path] = (), removed: Iterable[Path] = ()) -> None:
+        """Apply watcher hints for single files: removals first (so a move is seen as one), then
+        new or changed files. A removal under a root that is not confirmed present is ignored."""
+        extensions = self.settings.library.extensions
+        by_root: dict[Path, tuple[dict[str, FoundFile], set[str]]] = {}
+        for path in removed:
+            hit = self._root_of(path)
+            if hit is None or os.path.lexists(path):
+                continue
+            by_root.setdefault(hit[0], ({}, set()))[1].add(hit[1])
+        for path in settled:
+            hit = self._root_of(path)
+            if hit is None or os.path.splitext(str(path))[1].lower() not in extensions:
+                continue
+            try:
+                st = os.stat(path)
+            except OSError:
+                by_root.setdefault(hit[0], ({}, set()))[1].add(hit[1])
+                continue
+            if stat.S_ISREG(st.st_mode):
+                by_root.setdefault(hit[0], ({}, set()))[0][hit[1]] = FoundFile(hit[1], st.st_size, st.st_mtime_ns,
+                                                                              st.st_ino)
+        for root, (files, gone) in by_root.items():
+            state = self.check_root(root)
+            if not state.available:
+                report.unavailable.append((str(root), state.reason))
+                continue
+            root_id = self.catalog.root_id(str(root))
+            known = self.catalog.files_under(root_id)
+            for rel in gone:  # soft delete, one by one (the mass-delete guard is for full scans)
+                old = known.get(rel)
+                if old is not None and old.missing_since is None:
+                    self.catalog.mark_missing([old.track_id])
+                    report.removed += 1
+                    self._announce("track_removed", old.track_id)
+            if files:
+                known = self.catalog.files_under(root_id)
+                subset = {rel: t for rel, t in known.items() if rel in files}
+                self._diff_root(root_id, root, files, subset, report, confirm=True, removals=False)

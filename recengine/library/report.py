@@ -1,0 +1,34 @@
+"""What a scan or a reconcile did: counts for the summary line, the daemon's log and tests."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+
+@dataclass
+class ScanReport:
+    """What a scan did, for the summary line and for tests."""
+
+    added: int = 0
+    updated: int = 0
+    moved: int = 0
+    removed: int = 0
+    unchanged: int = 0
+    featurised: int = 0
+    failed: Counter = field(default_factory=Counter)
+    unavailable: list[tuple[str, str]] = field(default_factory=list)
+    mass_delete_blocked: list[tuple[str, int, int]] = field(default_factory=list)
+    interrupted: bool = False
+    seconds: float = 0.0
+    changed_ids: list[int] = field(default_factory=list)
+
+    def summary(self) -> str:
+        parts = [f"{self.added} added", f"{self.updated} updated", f"{self.moved} moved",
+                 f"{self.removed} removed", f"{self.featurised} featurised"]
+        failed = sum(self.failed.values())
+        if failed:
+            parts.append(f"{failed} failed (" + ", ".join(f"{k} {v}" for k, v in sorted(self.failed.items())) + ")")
+        else:
+            parts.append("0 failed")
+        return ", ".join(parts) + f" in {self.seconds:.1f} s"
