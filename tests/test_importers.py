@@ -304,7 +304,7 @@ def test_match_by_path_then_tags():
     matches, unmatched = match_listens(listens, LIBRARY)
     assert [tid for _, tid in matches] == [6, 7, 8, 6, 2, 1, 4, 3, 5]
     assert [x.title for x in unmatched] == ["?", "Nothing"]
-    assert match_rate(matches, unmatched) == pytest.approx(9 / 11)
+    assert match_rate(len(matches), len(unmatched)) == pytest.approx(9 / 11)
     assert matches[5][0].skipped is True
 
 
@@ -316,5 +316,101 @@ def test_match_rate_of_an_import(tmp_path):
     matches, unmatched = match_listens(result.listens, LIBRARY)
     assert [(x.title, tid) for x, tid in matches] == [("Teardrop", 2), ("Angel", 1)]
     assert [x.title for x in unmatched] == ["Sour Times"]
-    assert match_rate(matches, unmatched) == pytest.approx(2 / 3)
-    assert match_rate([], []) == 0.0
+    assert match_rate(len(matches), len(unmatched)) == pytest.approx(2 / 3)
+    assert match_rate(0, 0) == 0.0
+
+
+# --- issue 12 item 16: bad records never stop an import, timestamps bounded, files streamed --------
+
+
+def test_a_deeply_nested_record_is_skipped_and_counted(tmp_path):
+    deep = '{"listened_at": 1700000000, "x": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    f = tmp_path / "listens.jsonl"
+    f.write_text("\n".join([json.dumps(lb("A", "One", T0)), deep, json.dumps(lb("B", "Two", T0 + 1))]) + "\n")
+    result = load_history(f)
+    assert [x.title for x in result.listens] == ["One", "Two"]
+    assert result.skipped == 1 and (result.problems[0].line, result.problems[0].reason) == (2, "invalid JSON: nested too deeply")
+    f = tmp_path / "listens.json"  # the same inside an array: the item is stepped over
+    f.write_text("[" + ",\n".join([json.dumps(lb("A", "One", T0)), deep, json.dumps(lb("B", "Two", T0 + 1))]) + "]")
+    result = load_history(f)
+    assert [x.title for x in result.listens] == ["One", "Two"] and "item 2: nested too deeply" in str(result.problems[0])
+    f.write_text('{"payload": {"listens": [' + "[" * 100_000 + "]" * 100_000 + "]}}")  # a whole document
+    with pytest.raises(HistoryImportError, match="nested too deeply"):
+        load_history(f)
+
+
+def test_timestamps_are_bounded(tmp_path):
+    for bad in (1e308, "99999999999999", 10 ** 15 * 1000, "2999-01-01T00:00:00Z"):
+        with pytest.raises(ValueError, match="in the future"):
+            parse_time(bad)
+    assert parse_time(T0 + 3600, now=T0) == T0 + 3600  # a fast device clock is forgiven a day
+    with pytest.raises(ValueError, match="in the future"):
+        parse_time(T0 + 2 * 86400, now=T0)
+    f = tmp_path / "listens.jsonl"
+    f.write_text(json.dumps(lb("A", "One", T0)) + "\n" + json.dumps(lb("A", "Two", 1e308)) + "\n")
+    result = load_history(f)
+    assert [x.title for x in result.listens] == ["One"] and "in the future" in result.problems[0].reason
+
+
+def test_an_array_is_read_item_by_item_with_lines_for_its_errors(tmp_path, monkeypatch):
+    from recengine.importers import listenbrainz
+
+    monkeypatch.setattr(listenbrainz, "READ_CHARS", 64)  # items cross chunk boundaries
+    items = [lb(f"Artist {i}", f'Title "{i}" é', T0 + i) for i in range(50)] + [{"foo": 1}]
+    f = tmp_path / "listens.json"
+    f.write_text(json.dumps(items, indent=2, ensure_ascii=False))
+    result = load_history(f)
+    assert [x.artist for x in result.listens] == [f"Artist {i}" for i in range(50)]
+    assert result.listens[7].title == 'Title "7" é' and "item 51" in result.problems[0].reason
+    text = f.read_text()
+    f.write_text(text[: text.index('"Artist 30"')] + "oops" + text[text.index('"Artist 30"'):])
+    with pytest.raises(HistoryImportError, match="invalid JSON") as info:
+        load_history(f)
+    assert info.value.line == text[: text.index('"Artist 30"')].count("\n") + 1
+    f.write_text(text[:-5])
+    with pytest.raises(HistoryImportError, match="invalid JSON"):
+        load_history(f)
+    f.write_text(text + " [")
+    with pytest.raises(HistoryImportError, match="extra data"):
+        load_history(f)
+
+
+def test_import_history_records_in_batches_and_only_whole_files(tmp_path):
+    from recengine.importers import Matcher, import_history
+
+    f = tmp_path / "listens.jsonl"
+    f.write_text("".join(json.dumps(lb("Massive Attack", "Teardrop", T0 + i)) + "\n" for i in range(25))
+                 + "{bad\n" + json.dumps(lb("Nobody", "Nothing", T0)) + "\n")
+    batches: list[list] = []
+    report = import_history(f, user="ann", matcher=Matcher(LIBRARY), record_events=batches.append, batch=10)
+    assert [len(b) for b in batches] == [10, 10, 5]
+    assert {(e.user, e.track_id, e.kind, e.source) for b in batches for e in b} == {("ann", 2, "play", "import:listenbrainz")}
+    assert (report.listens, report.matched, report.unmatched, report.skipped) == (26, 25, 1, 1)
+    assert report.match_rate == pytest.approx(25 / 26)
+    broken = tmp_path / "cut.json"  # a download cut short: nothing is recorded, not half of it
+    broken.write_text(json.dumps([lb("Massive Attack", "Teardrop", T0 + i) for i in range(25)])[:-30])
+    batches.clear()
+    with pytest.raises(HistoryImportError):
+        import_history(broken, user="ann", matcher=Matcher(LIBRARY), record_events=batches.append, batch=10)
+    assert batches == []
+
+
+def test_a_long_history_is_streamed(tmp_path):
+    """1,000,000 lines took 592 MB; memory must not follow the file's length (200,000 lines here)."""
+    import subprocess
+    import sys
+
+    f = tmp_path / "listens.jsonl"
+    line = json.dumps(lb("Massive Attack", "Teardrop", T0, "Mezzanine", media_player="x" * 100))
+    f.write_text((line + "\n") * 200_000)
+    script = (
+        "import resource, sys\n"
+        "from recengine.importers import Matcher, import_history\n"
+        "base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "n = []\n"
+        "r = import_history(sys.argv[1], user='u', matcher=Matcher([]), record_events=n.append)\n"
+        "print(r.listens, (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) // 1024)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script, str(f)], capture_output=True, text=True, check=True).stdout
+    listens, grown_mb = map(int, out.split())
+    assert listens == 200_000 and grown_mb < 40, f"RSS grew by {grown_mb} MB"

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from recengine.cli.errors import EXIT_OK, CommandFailed, UsageError
-from recengine.models import HistoryEvent, NotInIndex, TrackNotFound
+from recengine.models import NotInIndex, TrackNotFound
 from recengine.recommend.filters import Filters
 
 
@@ -87,22 +87,18 @@ def cmd_history(engine, args) -> int:
 
 
 def _import_history(engine, args) -> int:
-    from recengine.importers import HistoryImportError, load_history, match_listens, match_rate
+    from recengine.importers import HistoryImportError, Matcher, import_history
 
     if not args.tracks:
         raise UsageError("history import: name at least one history file")
-    tracks = engine.catalog.tracks(present=False)
+    matcher = Matcher(engine.catalog.tracks(present=False))
     for ref in args.tracks:
         try:
-            result = load_history(Path(ref), args.format)
+            report = import_history(Path(ref), args.format, user=args.user, matcher=matcher,
+                                    record_events=engine.record_events)
         except (HistoryImportError, OSError) as exc:
             raise CommandFailed(str(exc)) from exc
-        matches, unmatched = match_listens(result.listens, tracks)
-        events = [HistoryEvent(args.user, tid, "skip" if listen.skipped else "play", at=listen.at,
-                               listened_s=listen.listened_s, source=f"import:{result.format}")
-                  for listen, tid in matches]
-        engine.record_events(events)
-        print(f"{ref}: {result.format}: {len(result.listens)} listens, {len(matches)} matched "
-              f"({match_rate(matches, unmatched):.0%}), {len(unmatched)} not in the library, "
-              f"{result.skipped} unreadable records skipped")
+        print(f"{ref}: {report.format}: {report.listens} listens, {report.matched} matched "
+              f"({report.match_rate:.0%}), {report.unmatched} not in the library, "
+              f"{report.skipped} unreadable records skipped")
     return EXIT_OK

@@ -6,10 +6,15 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
+from typing import NoReturn, TextIO
 
 from recengine.importers.records import HistoryImportError, Item, Listen, lines, parse_time, path_of, text_of
 
 _PATH_KEYS = ("file_path", "filepath", "path", "location", "file")
+#: An array is read this many characters at a time ...
+READ_CHARS = 1 << 20
+#: ... and one item may not be longer than this.
+MAX_ITEM_CHARS = 64 << 20
 
 
 def listen_of(obj: object) -> Listen:
@@ -32,20 +37,28 @@ def listen_of(obj: object) -> Listen:
     return Listen(artist, title, text_of(tm.get("release_name")), at, path=path)
 
 
-def _is_jsonl(path: str | os.PathLike[str]) -> bool | None:
-    """True for JSON lines, False for one JSON document, None for an empty file."""
+def _first_char(path: str | os.PathLike[str]) -> str | None:
+    """The first character that is not white space, None for an empty file."""
+    for _, text in lines(path):
+        if text.strip():
+            return text.strip()[0]
+    return None
+
+
+def _is_jsonl(path: str | os.PathLike[str]) -> bool:
+    """Whether the file's first non-empty line is a whole listen object (JSON lines)."""
     for _, text in lines(path):
         first = text.strip()
         if not first:
             continue
-        if not first.startswith("{"):
-            return False
         try:
             obj = json.loads(first)
         except json.JSONDecodeError:
             return False
+        except RecursionError:  # a whole (deeply nested) object on one line
+            return True
         return isinstance(obj, dict) and "payload" not in obj
-    return None
+    return False
 
 
 def read_listenbrainz(path: str | os.PathLike[str]) -> Iterator[Item]:
@@ -54,14 +67,23 @@ def read_listenbrainz(path: str | os.PathLike[str]) -> Iterator[Item]:
     A listen needs ``listened_at`` and ``track_metadata.artist_name`` / ``track_name``;
     ``release_name`` becomes the album and a path in ``additional_info`` (``file_path``,
     ``filepath``, ``path``, ``location`` or ``file``; ``file://`` URIs decoded) enables matching
-    by path. In an array, bad items are reported as "item N" (the line is not known).
+    by path. JSON lines and arrays are read one listen at a time; in an array, bad items are
+    reported as "item N" (the line is not known). A record nested too deeply for the JSON reader
+    is a bad record like any other.
     """
-    jsonl = _is_jsonl(path)
-    if jsonl is None:
+    first = _first_char(path)
+    if first is None:
         return
-    if jsonl:
+    if first == "{" and _is_jsonl(path):
         yield from _read_lines(path)
-        return
+    elif first == "[":
+        yield from _read_array(path)
+    else:
+        yield from _read_document(path)
+
+
+def _read_document(path: str | os.PathLike[str]) -> Iterator[Item]:
+    """A file holding one JSON document: an API response or a single listen (small files)."""
     try:
         with open(path, encoding="utf-8-sig") as f:
             doc = json.load(f)
@@ -69,6 +91,8 @@ def read_listenbrainz(path: str | os.PathLike[str]) -> Iterator[Item]:
         raise HistoryImportError(f"invalid JSON: {exc.msg}", file=path, line=exc.lineno) from None
     except UnicodeDecodeError:
         raise HistoryImportError("not valid UTF-8", file=path) from None
+    except RecursionError:
+        raise HistoryImportError("invalid JSON: nested too deeply", file=path) from None
     if isinstance(doc, dict) and isinstance(doc.get("payload"), dict):
         doc = doc["payload"].get("listens")
     elif isinstance(doc, dict):
@@ -76,12 +100,135 @@ def read_listenbrainz(path: str | os.PathLike[str]) -> Iterator[Item]:
     if not isinstance(doc, list):
         raise HistoryImportError("expected a JSON array of listens", file=path, line=1)
     for i, item in enumerate(doc, 1):
+        yield _item(item, i, path)
+
+
+def _item(obj: object, i: int, path: str | os.PathLike[str]) -> Item:
+    try:
+        return listen_of(obj)
+    except ValueError as exc:
+        return HistoryImportError(f"item {i}: {exc}", file=path)
+
+
+def _read_array(path: str | os.PathLike[str]) -> Iterator[Item]:
+    """The items of a top-level JSON array, decoded one at a time from a sliding buffer."""
+    with open(path, encoding="utf-8-sig") as f:
+        buf = _ArrayBuffer(path, f)
+        buf.expect("[")
+        i = 0
+        while buf.peek() != "]":
+            if i:
+                buf.expect(",")
+            i += 1
+            try:
+                obj = buf.decode()
+            except RecursionError:
+                buf.skip_value()
+                yield HistoryImportError(f"item {i}: nested too deeply", file=path)
+                continue
+            yield _item(obj, i, path)
+        buf.pos += 1
+        buf.expect_end()
+
+
+class _ArrayBuffer:
+    """A window on a JSON file: decodes the value at :attr:`pos`, reading more as needed and
+    dropping what was decoded, so memory follows the largest item, not the file."""
+
+    def __init__(self, path: str | os.PathLike[str], file: TextIO):
+        self.path = path
+        self.file = file
+        self.text = ""
+        self.pos = 0
+        self.line = 1  # of text[0]
+        self.eof = False
+        self.decoder = json.JSONDecoder()
+
+    def _more(self) -> bool:
+        if self.eof:
+            return False
+        if self.pos > READ_CHARS:
+            self.line += self.text.count("\n", 0, self.pos)
+            self.text, self.pos = self.text[self.pos :], 0
+        if len(self.text) - self.pos > MAX_ITEM_CHARS:
+            self._fail(f"one listen is larger than {MAX_ITEM_CHARS} characters")
         try:
-            yield listen_of(item)
-        except ValueError as exc:
-            yield HistoryImportError(f"item {i}: {exc}", file=path)
+            chunk = self.file.read(READ_CHARS)
+        except UnicodeDecodeError:
+            self._fail("not valid UTF-8")
+        if not chunk:
+            self.eof = True
+            return False
+        self.text += chunk
+        return True
 
+    def _fail(self, message: str, at: int | None = None) -> NoReturn:
+        line = None if at is None else self.line + self.text.count("\n", 0, at)
+        raise HistoryImportError(message, file=self.path, line=line)
 
+    def peek(self) -> str:
+        """The next character that is not white space (moves past the white space)."""
+        while True:
+            while self.pos < len(self.text) and self.text[self.pos] in " \t\r\n":
+                self.pos += 1
+            if self.pos < len(self.text):
+                return self.text[self.pos]
+            if not self._more():
+                self._fail("invalid JSON: the array is not closed", len(self.text))
+
+    def expect(self, char: str) -> None:
+        if self.peek() != char:
+            self._fail(f"invalid JSON: expected {char!r}", self.pos)
+        self.pos += 1
+
+    def expect_end(self) -> None:
+        while True:
+            rest = self.text[self.pos :].strip()
+            if rest:
+                self._fail("invalid JSON: extra data after the array", self.pos)
+            self.pos = len(self.text)
+            if not self._more():
+                return
+
+    def decode(self) -> object:
+        self.peek()
+        while True:
+            try:
+                obj, self.pos = self.decoder.raw_decode(self.text, self.pos)
+                return obj
+            except json.JSONDecodeError as exc:
+                # an error before the end of what was read is real (an unterminated string is
+                # reported where it starts); else the item may just go on in the next chunk
+                cut = exc.pos >= len(self.text) - 1 or exc.msg.startswith("Unterminated string")
+                if not cut or not self._more():
+                    self._fail(f"invalid JSON: {exc.msg}", exc.pos)
+
+    def skip_value(self) -> None:
+        """Move past the value at :attr:`pos` without decoding it (for one nested too deeply)."""
+        depth, i, in_string = 0, self.pos, False
+        while True:
+            if i >= len(self.text):
+                start = self.pos
+                if not self._more():
+                    self._fail("invalid JSON: the array is not closed", len(self.text))
+                i -= start - self.pos  # the buffer may have been shifted
+                continue
+            ch = self.text[i]
+            if in_string:
+                if ch == "\\":
+                    i += 1
+                elif ch == '"':
+                    in_string = False
+            elif ch == '"':
+                in_string = True
+            elif ch in "[{":
+                depth += 1
+            elif ch in "]}":
+                depth -= 1
+                if depth == 0:
+                    self.pos = i + 1
+                    return
+            i += 1
 def _read_lines(path: str | os.PathLike[str]) -> Iterator[Item]:
     bad: set[int] = set()
     for lineno, text in lines(path, bad):
@@ -95,5 +242,7 @@ def _read_lines(path: str | os.PathLike[str]) -> Iterator[Item]:
             yield listen_of(json.loads(text))
         except json.JSONDecodeError as exc:
             yield HistoryImportError(f"invalid JSON: {exc.msg}", file=path, line=lineno)
+        except RecursionError:
+            yield HistoryImportError("invalid JSON: nested too deeply", file=path, line=lineno)
         except ValueError as exc:
             yield HistoryImportError(str(exc), file=path, line=lineno)

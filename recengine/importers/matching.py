@@ -137,7 +137,7 @@ def match_listens(listens: Iterable[Listen], tracks: Iterable[Track] | Matcher
     return matches, unmatched
 
 
-def match_rate(matches: list, unmatched: list) -> float:
+def match_rate(matched: int, unmatched: int) -> float:
     """Share of listens matched, 0.0 to 1.0 (0.0 when there were none)."""
-    total = len(matches) + len(unmatched)
-    return len(matches) / total if total else 0.0
+    total = matched + unmatched
+    return matched / total if total else 0.0

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -19,6 +20,8 @@ from urllib.parse import unquote, urlparse
 
 #: At most this many bad records are kept with their line for the report; all are counted.
 KEPT_PROBLEMS = 100
+#: A listen may be this many seconds in the future (a device clock running fast), no more.
+FUTURE_SLACK_S = 86400.0
 
 
 @dataclass(frozen=True)
@@ -133,11 +136,12 @@ _LASTFM_DATE = re.compile(
 _NUMBER = re.compile(r"[+-]?\d+(?:\.\d+)?")
 
 
-def parse_time(value: object) -> float:
+def parse_time(value: object, *, now: float | None = None) -> float:
     """Unix seconds from a number, a numeric string, ``DD Mon YYYY[,] HH:MM[:SS]`` (UTC) or ISO 8601.
 
-    Numbers above 10^11 are taken as milliseconds. Raises ValueError for anything else, for a
-    time not after 1970 and for NaN or infinity.
+    Numbers above 10^11 are taken as milliseconds. Raises ValueError for anything else, for NaN
+    or infinity, for a time not after 1970, and for one more than a day after ``now`` (default:
+    the current time): ``listened_at: 1e308`` is not a listen.
     """
     if isinstance(value, bool) or value is None:
         raise ValueError(f"no timestamp: {value!r}")
@@ -169,6 +173,8 @@ def parse_time(value: object) -> float:
         t /= 1000.0
     if t <= 0:
         raise ValueError(f"timestamp {value!r} is not after 1970")
+    if t > (time.time() if now is None else now) + FUTURE_SLACK_S:
+        raise ValueError(f"timestamp {value!r} is in the future")
     return t
 
 
