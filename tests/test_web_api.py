@@ -192,6 +192,22 @@ def test_history_post_reaches_the_catalog_and_lists_newest_first(served):
     assert [(e["track"], e["event"]) for e in listed] == [(second, "like")] and listed[0]["display"]
 
 
+def test_player_reports_become_plays_and_skips(served):
+    client = served.client
+    first, second = (t["id"] for t in tones(served)[:2])  # 3 s tracks: a play after 1.5 s
+    report = {"session": "page-1", "user": "erin"}
+    assert client.post("/api/v1/player", {**report, "track": first, "state": "start"}).json["recorded"] == []
+    left = client.post("/api/v1/player", {**report, "track": first, "state": "left", "listened_s": 1.0}).json
+    assert [(e["event"], e["listened_s"]) for e in left["recorded"]] == [("skip", 1.0)]
+    client.post("/api/v1/player", {**report, "track": second, "state": "start"})
+    played = client.post("/api/v1/player", {**report, "track": second, "state": "playing", "listened_s": 2.0})
+    assert [e["event"] for e in played.json["recorded"]] == ["play"]
+    events = served.engine.catalog.events("erin")
+    assert [(e.track_id, e.kind, e.source) for e in events] == [(first, "skip", "web"), (second, "play", "web")]
+    bad = client.post("/api/v1/player", {**report, "track": first, "state": "rewound"})
+    assert bad.status == 400
+
+
 def test_playlists_their_tracks_and_refresh(served):
     client = served.client
     names = [p["name"] for p in client.get("/api/v1/playlists").json["playlists"]]

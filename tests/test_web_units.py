@@ -1,0 +1,150 @@
+"""The web server's parts on their own: the token, loopback detection, the browser player's rules,
+the map's projection, starting and stopping, and ``recengine serve`` refusing an open address."""
+
+from __future__ import annotations
+
+import socket
+import stat
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from recengine.cli import main
+from recengine.models import HistoryEvent, Track
+from recengine.web import TokenRefused, start_server
+from recengine.web.auth import TOKEN_ENV, load_token
+from recengine.web.mapview import GRID, fit_axes, prepare
+from recengine.web.player import BrowserPlayers
+from recengine.web.settings import WebSettings
+
+from .conftest import make_engine
+
+
+def settings(tmp_path, host="127.0.0.1", token=None, port=0) -> WebSettings:
+    return WebSettings(enabled=True, host=host, port=port, token=token, data_dir=tmp_path / "data")
+
+
+@pytest.mark.parametrize("host, loopback", [("127.0.0.1", True), ("127.0.0.2", True), ("::1", True),
+                                            ("localhost", True), ("0.0.0.0", False), ("::", False),
+                                            ("192.168.1.20", False), ("music.lan", False)])
+def test_loopback(tmp_path, host, loopback):
+    assert settings(tmp_path, host).loopback is loopback
+
+
+def test_token_generated_once_with_mode_0600_then_reused(tmp_path):
+    first = load_token(settings(tmp_path), env={})
+    assert first.generated and len(first.value) >= 32
+    path = tmp_path / "data" / "api-token"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    again = load_token(settings(tmp_path), env={})
+    assert again.value == first.value and not again.generated
+
+
+def test_token_from_env_before_config_and_open_address_needs_one(tmp_path):
+    assert load_token(settings(tmp_path, token="from-config"), env={TOKEN_ENV: "from-env"}).value == "from-env"
+    assert load_token(settings(tmp_path, token="from-config"), env={}).value == "from-config"
+    with pytest.raises(TokenRefused, match="0.0.0.0"):
+        load_token(settings(tmp_path, host="0.0.0.0"), env={})
+    assert load_token(settings(tmp_path, host="0.0.0.0", token="t"), env={}).value == "t"
+    assert not (tmp_path / "data" / "api-token").exists()
+
+
+def test_session_and_csrf_values_differ_from_the_token(tmp_path):
+    token = load_token(settings(tmp_path, token="secret"), env={})
+    assert len({token.value, token.session, token.csrf}) == 3
+    assert token.matches("secret") and not token.matches("secret ") and not token.matches("")
+
+
+def track(tid: int, duration: float | None) -> Track:
+    return Track(tid, "/music", f"t{tid}.flac", duration=duration, status="ok")
+
+
+def player() -> tuple[BrowserPlayers, list[HistoryEvent]]:
+    recorded: list[HistoryEvent] = []
+    return BrowserPlayers(recorded.append), recorded
+
+
+def test_browser_player_follows_the_playback_rules():
+    players, recorded = player()
+    long = track(1, 600.0)  # play after 4 minutes (the cap), not half
+    players.report("s", "ann", long, "start", 0)
+    players.report("s", "ann", long, "playing", 200)
+    assert recorded == []
+    players.report("s", "ann", long, "playing", 241)
+    assert [(e.kind, e.listened_s, e.source) for e in recorded] == [("play", 241, "web")]
+    players.report("s", "ann", long, "left", 300)
+    assert len(recorded) == 1  # left after the play: nothing more
+
+    short = track(2, 100.0)  # half = 50 s
+    players.report("s", "ann", short, "start", 0)
+    players.report("s", "ann", short, "paused", 20)
+    players.report("s", "ann", short, "left", 20)
+    assert [(e.kind, e.track_id, e.listened_s) for e in recorded[1:]] == [("skip", 2, 20)]
+
+    middle = track(3, 300.0)  # left after 30 s but before 150 s: neither
+    players.report("s", "ann", middle, "start", 0)
+    players.report("s", "ann", middle, "left", 90)
+    assert len(recorded) == 2
+
+    ended = track(4, 20.0)  # a short track played to its end
+    players.report("s", "ann", ended, "start", 0)
+    players.report("s", "ann", ended, "ended", 20)
+    assert [(e.kind, e.track_id) for e in recorded[2:]] == [("play", 4)]
+
+
+def test_browser_player_a_new_track_leaves_the_last_and_sessions_are_apart():
+    players, recorded = player()
+    players.report("a", "ann", track(1, 200.0), "start", 0)
+    players.report("b", "bob", track(2, 200.0), "start", 0)
+    players.report("a", "ann", track(1, 200.0), "playing", 5)
+    players.report("a", "ann", track(3, 200.0), "start", 0)  # next track after 5 s: a skip of 1
+    assert [(e.user, e.kind, e.track_id, e.listened_s) for e in recorded] == [("ann", "skip", 1, 5)]
+    players.report("b", "bob", track(2, 200.0), "playing", 100)
+    assert [(e.user, e.kind, e.track_id) for e in recorded[1:]] == [("bob", "play", 2)]
+
+
+def test_map_axes_separate_clusters_along_the_first_axis():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(200, 16)) * 0.1 + np.r_[[3.0], np.zeros(15)]
+    b = rng.normal(size=(200, 16)) * 0.1 - np.r_[[3.0], np.zeros(15)]
+    rows = prepare(np.vstack([a, b]).astype(np.float32), "euclidean")
+    axes = fit_axes(rows, built_at=1.0)
+    xy = axes.place(rows)
+    assert xy.min() >= 0 and xy.max() <= GRID
+    assert abs(xy[:200, 0].mean() - xy[200:, 0].mean()) > GRID / 2
+    assert np.array_equal(fit_axes(rows, built_at=1.0).place(rows), xy)  # deterministic
+    assert fit_axes(rows[:1], built_at=1.0).place(rows[:1]).shape == (1, 2)  # one track still draws
+
+
+def test_server_stops_within_two_seconds_and_a_busy_port_is_an_error(tmp_path, styled):
+    stop = threading.Event()
+    handle = start_server(styled, settings(tmp_path, token="t"), stop)
+    with socket.create_connection(("127.0.0.1", handle.port)) as idle:  # a keep-alive client left open
+        with pytest.raises(OSError):
+            start_server(styled, settings(tmp_path, token="t", port=handle.port), threading.Event())
+        started = time.monotonic()
+        stop.set()
+        handle.thread.join(5)
+        assert not handle.running and time.monotonic() - started < 2.5
+        assert idle.recv(1) == b""
+
+
+def test_serve_refuses_an_open_address_without_a_token(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv(TOKEN_ENV, raising=False)
+    config = tmp_path / "config.yaml"
+    config.write_text(f"library: {{folders: ['{tmp_path}']}}\ndata_dir: '{tmp_path / 'data'}'\n")
+    assert main(["--config", str(config), "serve", "--host", "0.0.0.0", "--port", "0"]) == 2
+    assert "needs a token" in capsys.readouterr().err
+    assert main(["--config", str(config), "serve", "--port", "70000"]) == 2
+
+
+def test_start_server_refuses_before_binding(tmp_path, monkeypatch):
+    monkeypatch.delenv(TOKEN_ENV, raising=False)
+    engine = make_engine(tmp_path, [tmp_path])
+    try:
+        with pytest.raises(TokenRefused):
+            start_server(engine, settings(tmp_path, host="0.0.0.0"), threading.Event())
+    finally:
+        engine.close()
