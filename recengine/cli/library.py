@@ -39,7 +39,7 @@ def cmd_scan(engine, args) -> int:
 
 
 def cmd_daemon(engine, args) -> int:
-    from recengine.service.daemon import AlreadyRunning, Daemon
+    from recengine.service import AlreadyRunning, Daemon
 
     try:
         return Daemon(engine).run()
@@ -48,7 +48,7 @@ def cmd_daemon(engine, args) -> int:
 
 
 def cmd_status(engine, args) -> int:
-    from recengine.service.daemon import running_pid
+    from recengine.service import running_pid
 
     data_dir = engine.config.data_dir
     pid = running_pid(data_dir)

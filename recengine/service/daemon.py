@@ -12,8 +12,6 @@ SIGTERM/SIGINT stop it within a few seconds; work in flight stays pending for ne
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import json
 import logging
 import os
 import queue
@@ -24,71 +22,25 @@ from pathlib import Path
 from typing import Any
 
 from recengine.analysis.audio import preflight
-from recengine.fileio import atomic_write
+from recengine.fileio import sweep_stale_temps
+from recengine.index import IndexStore, index_directory
 from recengine.library import LibraryWatcher, ScanReport
+from recengine.service.lock import DataDirLock
+from recengine.service.settings import DaemonSettings
+from recengine.service.status import write_status
 
 log = logging.getLogger(__name__)
-
-
-class AlreadyRunning(Exception):
-    """Another daemon holds the data dir's lock."""
-
-
-class DataDirLock:
-    """``flock`` on ``data_dir/lock``, with the holder's pid written inside."""
-
-    def __init__(self, data_dir: Path):
-        self.path = Path(data_dir) / "lock"
-        self._fh = None
-
-    def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fh = open(self.path, "a+")
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            fh.seek(0)
-            pid = fh.read().strip() or "?"
-            fh.close()
-            raise AlreadyRunning(f"already running (pid {pid}) on {self.path.parent}") from None
-        fh.seek(0)
-        fh.truncate()
-        fh.write(f"{os.getpid()}\n")
-        fh.flush()
-        self._fh = fh
-
-    def release(self) -> None:
-        if self._fh is not None:
-            with contextlib.suppress(OSError):
-                self._fh.seek(0)
-                self._fh.truncate()
-            self._fh.close()
-            self._fh = None
-
-
-def running_pid(data_dir: Path) -> int | None:
-    """The pid of the daemon holding ``data_dir``'s lock, or None."""
-    path = Path(data_dir) / "lock"
-    if not path.exists():
-        return None
-    with open(path) as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            text = fh.read().strip()
-            return int(text) if text.isdigit() else -1
-        fcntl.flock(fh, fcntl.LOCK_UN)
-    return None
 
 
 class Daemon:
     """The long-running service around one engine."""
 
     def __init__(self, engine, *, settle_s: float | None = None, status_interval_s: float = 2.0):
+        """``engine``: the :class:`recengine.Engine` served; ``settle_s`` overrides ``daemon.settle_s``."""
         self.engine = engine
-        cfg = engine.config
-        self.settle_s = cfg["daemon.settle_s"] if settle_s is None else settle_s
-        self.reconcile_interval_s = cfg["daemon.reconcile_interval_s"]
+        self.settings = DaemonSettings.from_config(engine.config)
+        self.settle_s = self.settings.settle_s if settle_s is None else settle_s
+        self.reconcile_interval_s = self.settings.reconcile_interval_s
         self.status_interval_s = status_interval_s
         self.stop_event = threading.Event()
         self.hints: queue.Queue[tuple[str, Any]] = queue.Queue()
@@ -147,28 +99,24 @@ class Daemon:
     def _sweep_temps(self) -> None:
         """Holding the data dir's lock, remove every temp file a crash left behind (index and
         playlist folders); other processes only ever sweep temps older than an hour."""
-        from recengine.fileio import sweep_stale_temps
-        from recengine.index.store import IndexStore
-
-        IndexStore(self.engine.config.data_dir / "index").sweep_temps(min_age_s=0)
+        IndexStore(index_directory(self.engine.config.data_dir)).sweep_temps(min_age_s=0)
         for output in self.engine.playlists.outputs.values():
             sweep_stale_temps(output.dir, min_age_s=0)
 
     def _start_watcher(self) -> None:
-        cfg = self.engine.config
+        library, settings = self.scanner.settings.library, self.settings
         outputs = [Path(o.dir) for o in self.engine.playlists.outputs.values()]
         self.watcher = LibraryWatcher(
-            # every root, also one missing now: the watcher re-watches it when it appears
-            [Path(os.path.abspath(f)) for f in cfg.library_folders],
+            library.folders,  # every root, also one missing now: the watcher re-watches it when it appears
             on_settled=lambda paths: self.hints.put(("settled", paths)),
             on_removed=lambda paths: self.hints.put(("removed", paths)),
             on_reconcile=lambda reason: self.hints.put(("reconcile", reason)),
-            extensions=frozenset(e.lower() for e in cfg["library.extensions"]),
-            ignore_dirs=outputs + [cfg.data_dir],
+            extensions=library.extensions,
+            ignore_dirs=outputs + [self.engine.config.data_dir],
             settle_s=self.settle_s,
-            poll_settle_s=cfg["daemon.poll_settle_s"],
-            poll_interval_s=cfg["daemon.poll_interval_s"],
-            force_polling=cfg["daemon.force_polling"],
+            poll_settle_s=settings.poll_settle_s,
+            poll_interval_s=settings.poll_interval_s,
+            force_polling=settings.force_polling,
         )
         self.watcher.start()
 
@@ -176,13 +124,12 @@ class Daemon:
         """With ``daemon.watch_backend``, follow the configured backend's player (MPD): plays and
         skips become history and the queue is topped up. The backend retries its connection with
         backoff on its own thread; it never stops the daemon."""
-        cfg = self.engine.config
-        if not cfg["daemon.watch_backend"]:
+        settings = self.settings
+        if not settings.watch_backend:
             return
-        from recengine.playback.player import choose, keep_playing
-
+        player = self.engine.player
         try:
-            backend = choose(self.engine)
+            backend = player.choose()
         except LookupError as exc:
             log.error("daemon.watch_backend: %s", exc)
             return
@@ -191,9 +138,9 @@ class Daemon:
                         backend.name)
             return
         self._player = threading.Thread(
-            target=keep_playing, name=f"recengine-player-{backend.name}", daemon=True,
-            args=(self.engine, backend, self.stop_event),
-            kwargs={"user": cfg["daemon.topup_user"], "recipe": cfg["daemon.topup_playlist"]})
+            target=player.keep_playing, name=f"recengine-player-{backend.name}", daemon=True,
+            args=(backend, self.stop_event),
+            kwargs={"user": settings.topup_user, "recipe": settings.topup_playlist})
         self._player.start()
         log.info("following the %s player: plays and skips are recorded", backend.name)
 
@@ -353,12 +300,12 @@ class Daemon:
             log.exception("index rebuild failed; the previous generation keeps serving")
 
     def _max_event_id(self) -> int:
-        return self.engine.catalog.query("SELECT coalesce(max(event_id), 0) FROM events")[0][0]
+        return self.engine.catalog.last_event_id()
 
     # status ----------------------------------------------------------------------------------------
 
     def health(self) -> dict[str, Any]:
-        index = self.engine.__dict__.get("index")  # not opened yet (first scan): do not build one here
+        index = self.engine.index  # opening loads the newest generation, it never builds one
         watcher = self.watcher.health() if self.watcher is not None else {}
         configured = {os.path.abspath(f) for f in self.engine.config.library_folders}
         roots = {path: state for _, path, state in self.engine.catalog.roots() if path in configured}
@@ -375,15 +322,14 @@ class Daemon:
             "watcher": {"roots": watcher.get("roots", {}), "restarts": watcher.get("restarts", 0)},
             "failures": self.engine.catalog.counts()["failures"],
             "index": {
-                "generation": index.store.generation if index else None,
-                "size": index.store.size if index else 0,
-                "built_at": index.built_at if index else None,
-                "fresh": index.store.stale if index else 0,
+                "generation": index.store.generation,
+                "size": index.store.size,
+                "built_at": index.built_at or None,
+                "fresh": index.store.stale,
             },
             "updated": time.time(),
         }
 
     def write_status(self) -> None:
         self._last_status = time.monotonic()
-        data = json.dumps(self.health(), indent=2, default=str).encode()
-        atomic_write(self.engine.config.data_dir / "status.json", data)
+        write_status(self.engine.config.data_dir, self.health())

@@ -10,7 +10,7 @@ from starlette.routing import Route
 
 import recengine.web.inputs as inputs
 from recengine import __version__
-from recengine.service.daemon import running_pid
+from recengine.service import running_pid
 from recengine.web.auth import has_session, session_cookie
 from recengine.web.serialize import recommendations_json
 from recengine.web.state import web
