@@ -10,7 +10,7 @@ import os
 import unicodedata
 import xml.etree.ElementTree as ET
 from pathlib import Path
-from urllib.parse import unquote, urlparse
+from urllib.parse import unquote, unquote_to_bytes, urlparse
 
 import pluggy
 import pytest
@@ -292,3 +292,26 @@ def test_any_text_gives_valid_files(artist, title, why, name):
         assert paths[0] == f"/srv/music/{name}"
     _, tracks = xspf_tracks(XSPFWriter().render(playlist, PathProfile("absolute"), None))
     assert uri_to_path(tracks[0].findtext("x:location", namespaces=NS)) == f"/srv/music/{name}"
+
+
+def test_a_file_name_that_is_not_utf8(caplog):
+    """Issue 12 item 1: a name like ``b'\\xff'`` (old Samba shares, FAT copies) reaches the writers as
+    Python holds it (surrogateescape). M3U8 is UTF-8 by definition: the entry is left out with a
+    warning naming the file readably; XSPF carries the exact bytes percent-encoded in its URI."""
+    raw = b"/srv/music/Old/\xff\xfe caf\xe9.mp3"
+    odd = Path(os.fsdecode(raw))
+    playlist = Playlist("Mix", [PlaylistEntry(odd, 10, "A", "B"), PlaylistEntry(Path("/srv/music/ok.mp3"), 5)],
+                        MARKER)
+    for profile in (PathProfile("absolute"), PathProfile("relative")):
+        caplog.clear()
+        text = M3U8Writer().render(playlist, profile, Path("/srv/music/Playlists/Mix.m3u8")).decode("utf-8")
+        entries = [ln for ln in text.splitlines() if not ln.startswith("#")]
+        assert entries == (["/srv/music/ok.mp3"] if profile.mode == "absolute" else ["../ok.mp3"])
+        assert text.count("#EXTINF") == 1
+        assert "left out /srv/music/Old/\\xff\\xfe caf\\xe9.mp3: its name is not valid UTF-8" in caplog.text
+        assert "\\udc" not in caplog.text
+        xml = XSPFWriter().render(playlist, profile, Path("/srv/music/Playlists/Mix.xspf"))
+        locations = [e.text for e in ET.fromstring(xml).iter("{http://xspf.org/ns/0/}location")]
+        assert len(locations) == 2
+        target = raw if profile.mode == "absolute" else b"../Old/\xff\xfe caf\xe9.mp3"
+        assert unquote_to_bytes(urlparse(locations[0]).path) == target

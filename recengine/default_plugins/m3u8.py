@@ -23,7 +23,7 @@ from pathlib import Path, PurePosixPath
 
 from recengine.fileio import read_head
 from recengine.models import PathProfile, Playlist, PlaylistEntry
-from recengine.playlists.paths import map_path
+from recengine.playlists.paths import map_path, shown
 from recengine.playlists.text import MARKER_SCAN_BYTES, clean_text, known_duration
 from recengine.plugin.spec import hookimpl
 
@@ -46,18 +46,19 @@ def whole_seconds(duration: float | None) -> int:
     return -1 if d is None else int(round(d))
 
 
-def _writable_path(text: str) -> str | None:
-    """``text`` as one raw UTF-8 line of an M3U8 file, or None when it cannot be one.
+def path_line(text: str) -> str:
+    """``text`` as one raw UTF-8 line of an M3U8 file; ValueError says why it cannot be one.
 
     A relative path starting with ``#`` (it would read as a comment) or with whitespace (which
     readers strip) gets a ``./`` in front.
     """
     if not text or any(ch in text for ch in "\r\n\x00\x85\u2028\u2029"):
-        return None
+        raise ValueError("it is empty or holds a line break or NUL")
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:  # lone surrogates: an undecodable file name
-        return None
+        raise ValueError("its name is not valid UTF-8 (M3U8 files are UTF-8; an XSPF playlist can "
+                         "hold it, percent-encoded)") from None
     if text[0] == "#" or text[0].isspace():
         return "./" + text
     return text
@@ -75,11 +76,11 @@ class M3U8Writer:
         if name:
             lines.append(f"#PLAYLIST:{name}")
         for entry in playlist.entries:
-            target = _writable_path(map_path(entry.path, profile, playlist_path))
-            if target is None:
-                log.warning(
-                    "m3u8 %r: left out %r: path not writable on one UTF-8 line", playlist.name, entry.path
-                )
+            mapped = map_path(entry.path, profile, playlist_path)
+            try:
+                target = path_line(mapped)
+            except ValueError as exc:
+                log.warning("m3u8 playlist %r: left out %s: %s", playlist.name, shown(entry.path), exc)
                 continue
             lines.append(f"#EXTINF:{whole_seconds(entry.duration)},{display_of(entry)}")
             why = clean_text(entry.why)

@@ -69,3 +69,13 @@ def map_path(path: Path | str, profile: PathProfile, playlist_path: Path | str |
     if profile.mode == "absolute":
         return apply_prefix_map(p, profile.prefix_map)
     raise ValueError(f"unknown path profile mode {profile.mode!r} (expected 'relative' or 'absolute')")
+
+
+#: Control characters as escapes in messages (a file name may hold a line break).
+_CONTROL_ESCAPES = {c: f"\\x{c:02x}" for c in range(32)}
+
+
+def shown(path: Path | str) -> str:
+    """A file name for messages, on one line: bytes that are not valid UTF-8 and control
+    characters as ``\\xff`` escapes (not as the lone surrogates Python holds such bytes in)."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace").translate(_CONTROL_ESCAPES)
