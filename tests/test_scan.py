@@ -290,3 +290,30 @@ def test_features_are_finite_vectors_of_declared_size(tmp_path, counting):
         for name, matrix in blocks.items():
             assert matrix.shape == (3, engine.extractors[name].dim)
             assert np.all(np.isfinite(matrix))
+
+
+def test_tracks_missing_longer_than_purge_after_days_are_forgotten(tmp_path, counting):
+    """scan.purge_after_days: a track missing for longer is forgotten at the end of a scan, with
+    its features and history; one missing for less keeps its id and history and comes back."""
+    lib = tmp_path / "lib"
+    paths = [encode(tone(200 + 40 * i, 1.2), lib / f"t{i}.wav") for i in range(4)]
+    with open_engine(tmp_path, [lib], counting.dir, purge_after_days=30) as engine:
+        engine.scan()
+        old = engine.catalog.track_by_path(paths[0]).track_id
+        recent = engine.catalog.track_by_path(paths[1]).track_id
+        engine.catalog.add_events([HistoryEvent("alice", old, "like"), HistoryEvent("alice", recent, "like")])
+        away = tmp_path / "t1.wav"
+        paths[0].unlink()
+        paths[1].rename(away)
+        engine.catalog.mark_missing([old], when=time.time() - 31 * 86400)  # gone for a month already
+        report = engine.scan()
+        assert report.removed == 1 and report.purged == 1
+        assert engine.catalog.track(old) is None
+        assert engine.catalog.features_of(old, engine.extractor_versions()) is None
+        assert [e.track_id for e in engine.catalog.events("alice")] == [recent]
+        assert engine.catalog.counts()["missing"] == 1
+        away.rename(paths[1])  # back within the window: same track, history kept, no new decode
+        report = engine.scan()
+        assert report.purged == 0 and engine.catalog.track_by_path(paths[1]).track_id == recent
+        assert [e.track_id for e in engine.catalog.events("alice")] == [recent]
+    assert counting.calls() == 4

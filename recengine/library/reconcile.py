@@ -4,7 +4,8 @@ A changed file is one whose size or mtime differs; a new path whose content fing
 vanished track is a move and keeps that track's id and history. A folder that is missing,
 unreadable, or suddenly empty is UNAVAILABLE: nothing under it is deleted. Removal is soft
 (``missing_since``) and a reconcile that would remove more than ``scan.mass_delete_ratio`` of a
-folder asks for ``--confirm-mass-delete``. The watcher's hints for single files
+folder asks for ``--confirm-mass-delete``; tracks missing for longer than ``scan.purge_after_days``
+are forgotten at the end of a full reconcile. The watcher's hints for single files
 (:meth:`Reconciler.reconcile_paths`) go through the same diff.
 """
 
@@ -179,6 +180,16 @@ class Reconciler:
                 log.warning("%s is unavailable: %s; nothing under it is changed", root, state.reason)
                 continue
             self._diff_root(root_id, root, state.files, known, report, confirm_mass_delete)
+        self._purge(report)
+
+    def _purge(self, report: ScanReport) -> None:
+        """Forget tracks missing for longer than ``scan.purge_after_days`` (with their features
+        and history); a track missing for less keeps everything and comes back as it was."""
+        days = self.settings.purge_after_days
+        if days > 0:
+            report.purged = self.catalog.purge_missing(older_than=time.time() - days * 86400)
+            if report.purged:
+                log.info("forgot %d tracks missing for more than %g days", report.purged, days)
 
     def _diff_root(self, root_id: int, root: Path, files: dict[str, FoundFile], known: dict[str, TrackFile],
                    report: ScanReport, confirm: bool, removals: bool = True) -> None:

@@ -14,6 +14,7 @@ class ScanReport:
     updated: int = 0
     moved: int = 0
     removed: int = 0
+    purged: int = 0  # forgotten: missing for longer than scan.purge_after_days
     unchanged: int = 0
     featurised: int = 0
     failed: Counter = field(default_factory=Counter)
@@ -31,4 +32,6 @@ class ScanReport:
             parts.append(f"{failed} failed (" + ", ".join(f"{k} {v}" for k, v in sorted(self.failed.items())) + ")")
         else:
             parts.append("0 failed")
+        if self.purged:
+            parts.append(f"{self.purged} forgotten (missing too long)")
         return ", ".join(parts) + f" in {self.seconds:.1f} s"
