@@ -76,7 +76,7 @@ def scan_child(spec_path: str) -> None:
     started = time.monotonic()
     spec = json.loads(Path(spec_path).read_text())
     from recengine import Engine
-    from recengine.analysis.audio import plan_windows
+    from recengine.analysis.decode import plan_windows
     from recengine.library import scan as scanner
 
     commit_s: list[float] = []

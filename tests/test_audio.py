@@ -1,4 +1,4 @@
-"""Unit tests of the bounded decoder (recengine.analysis.audio): window planning, the ffmpeg command line,
+"""Unit tests of the bounded decoder (recengine.analysis.decode): window planning, the ffmpeg command line,
 decoding of real encoded files, tags, and the process runner's limits (RELIABILITY rule 4)."""
 
 from __future__ import annotations
@@ -14,21 +14,27 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from recengine.analysis import audio
-from recengine.analysis.audio import (
+from recengine.analysis.decode import (
     DecodeFailure,
     DecoderMissing,
+    Output,
     check_file,
-    decode,
+    classify_ffmpeg_error,
     ffmpeg_argv,
     find_ffmpeg,
     pid_alive,
     plan_windows,
+    preflight,
     read_tags,
     run_bounded,
+    sweep_batch_dirs,
 )
+from recengine.analysis.decode import decoder as decoder_module
+from recengine.analysis.decode.scratch import scratch_dir
 from recengine.models import DecodedAudio
 from recengine.testing import encode, tone, wav_bytes
+
+from .fakes.decoding import decode, decoder
 
 SR = 22050
 FORMATS = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a")
@@ -94,7 +100,7 @@ def test_plan_unknown_or_absurd_duration_reads_from_start(duration):
 
 def test_argv_is_safe(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    argv = ffmpeg_argv("/usr/bin/ffmpeg", Path("-rf:x.mp3"), [(10.0, 5.0), (50.0, 5.0)], SR)
+    argv = ffmpeg_argv("/usr/bin/ffmpeg", [Output(Path("-rf:x.mp3"), [(10.0, 5.0), (50.0, 5.0)])], SR)
     assert argv[0] == "/usr/bin/ffmpeg"
     assert "-nostdin" in argv
     url = "file:" + str(tmp_path / "-rf:x.mp3")
@@ -116,7 +122,7 @@ def test_argv_is_safe(tmp_path, monkeypatch):
 
 
 def test_argv_single_window_from_start_has_no_seek():
-    argv = ffmpeg_argv("ffmpeg", Path("/music/a.flac"), [(0.0, 12.0)], SR)
+    argv = ffmpeg_argv("ffmpeg", [Output(Path("/music/a.flac"), [(0.0, 12.0)])], SR)
     assert "-ss" not in argv
     assert argv[argv.index("-t") + 1] == "12.000"
     graph = argv[argv.index("-filter_complex") + 1]
@@ -227,20 +233,20 @@ def test_check_file_classes(tmp_path):
 def test_no_audio_stream_messages_of_all_versions(tmp_path, stderr):
     video = tmp_path / "video.m4a"
     video.write_bytes(b"\x00\x00\x00\x20ftypisom" + bytes(200))
-    assert audio._classify_ffmpeg_error(video, stderr).reason == "no_audio_stream"
+    assert classify_ffmpeg_error(video, stderr).reason == "no_audio_stream"
 
 
 def test_image_is_not_audio_even_without_stream(tmp_path):
     png = tmp_path / "cover.mp3"
     png.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(100))
-    assert audio._classify_ffmpeg_error(png, "Stream map '0:a:0' matches no streams.").reason == "not_audio"
+    assert classify_ffmpeg_error(png, "Stream map '0:a:0' matches no streams.").reason == "not_audio"
 
 
 def test_text_never_reaches_soundfile(tmp_path, ffmpeg, monkeypatch):
     def refuse(*a, **k):
         raise AssertionError("the libsndfile fallback ran on a text file")
 
-    monkeypatch.setattr(audio, "_decode_soundfile", refuse)
+    monkeypatch.setattr(decoder_module, "decode_soundfile", refuse)
     for name, text in (("notes.wav", "RIFF? no, just notes\n" * 30), ("japanese.ogg", "名前のない曲\n" * 40)):
         path = tmp_path / name
         path.write_text(text)
@@ -333,7 +339,7 @@ def test_run_bounded_missing_binary_raises_oserror():
 
 
 def test_preflight_of_real_ffmpeg(ffmpeg):
-    assert audio.preflight(ffmpeg) == ffmpeg
+    assert preflight(ffmpeg) == ffmpeg
     out = subprocess.run([ffmpeg, "-hide_banner", "-version"], capture_output=True, timeout=10)
     assert out.returncode == 0
 
@@ -350,20 +356,20 @@ def test_decode_batch_matches_decode_and_isolates_bad_files(tmp_path, ffmpeg, mo
     silent = encode(np.zeros(22050 * 3, np.float32), tmp_path / "silent.wav")
     kw = {"ffmpeg": ffmpeg, "windows": 2, "window_s": 1.0}
     calls = []
-    real = audio.run_bounded
-    monkeypatch.setattr(audio, "run_bounded", lambda argv, **k: calls.append(argv) or real(argv, **k))
+    real = decoder_module.run_bounded
+    monkeypatch.setattr(decoder_module, "run_bounded", lambda argv, **k: calls.append(argv) or real(argv, **k))
 
-    together = audio.decode_batch([(p, audio.read_tags(p)) for p in good], **kw)
+    together = decoder(**kw).decode_batch([(p, read_tags(p)) for p in good])
     assert len(calls) == 1  # one process for three files
     for path, got in zip(good, together, strict=True):
-        alone = audio.decode(path, **kw)
+        alone = decode(path, **kw)
         assert got.samples.size == alone.samples.size and np.allclose(got.samples, alone.samples, atol=1e-6)
         assert got.duration == pytest.approx(alone.duration)
 
-    scratch = Path(audio._scratch_dir() or tempfile.gettempdir())
+    scratch = Path(scratch_dir() or tempfile.gettempdir())
     before = set(scratch.glob("recengine-batch-*"))
     calls.clear()
-    mixed = audio.decode_batch([(p, audio.read_tags(p)) for p in (good[0], bad, silent)], **kw)
+    mixed = decoder(**kw).decode_batch([(p, read_tags(p)) for p in (good[0], bad, silent)])
     assert isinstance(mixed[0], DecodedAudio) and np.allclose(mixed[0].samples, together[0].samples, atol=1e-6)
     assert isinstance(mixed[1], DecodeFailure) and mixed[1].reason == "decode_error"
     assert isinstance(mixed[2], DecodeFailure) and mixed[2].reason == "silent"
@@ -377,6 +383,6 @@ def test_decode_batch_matches_decode_and_isolates_bad_files(tmp_path, ffmpeg, mo
     (orphan / "0.raw").write_bytes(b"\0" * 1024)
     mine = scratch / f"recengine-batch-{os.getpid()}-def"
     mine.mkdir()
-    assert audio.sweep_batch_dirs() >= 1
+    assert sweep_batch_dirs() >= 1
     assert not orphan.exists() and mine.exists()
     mine.rmdir()

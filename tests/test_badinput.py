@@ -26,12 +26,13 @@ import numpy as np
 import pytest
 import yaml
 
-from recengine.analysis.audio import DecodeFailure, decode, find_ffmpeg, pid_alive
+from recengine.analysis.decode import DecodeFailure, find_ffmpeg, pid_alive
 from recengine.library import Scanner, ScanReport
 from recengine.testing import encode, tone
 
 from .conftest import make_engine
 from .fakes import ffmpeg_fake
+from .fakes.decoding import decode
 
 REPO = Path(__file__).resolve().parent.parent
 SILENT_MINUTES = 20  # the plan says 3 hours; 20 minutes shows the same (windows only) and stays quick

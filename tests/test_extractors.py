@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 from recengine.analysis import dsp
+from recengine.analysis.track import TrackAudio
 from recengine.default_plugins import dynamics, rhythm, spectral, timbre, tonal
+from recengine.models import DecodedAudio
 
 SR = 22050
 RNG = np.random.default_rng(1234)
@@ -136,7 +138,6 @@ def test_output_is_deterministic_and_input_untouched():
     x = pink(3.0)
     before = x.copy()
     a = [e.extract(x, SR) for e in EXTRACTORS]
-    dsp.clear_memo()
     b = [e.extract(x.copy(), SR) for e in EXTRACTORS]
     assert np.array_equal(x, before)
     for u, v in zip(a, b, strict=True):
@@ -146,15 +147,21 @@ def test_output_is_deterministic_and_input_untouched():
 # --- shared analysis -----------------------------------------------------------------------------
 
 
-def test_analysis_memo_is_keyed_on_array_identity():
+def test_shared_analysis_is_made_once_per_track_and_rate():
+    """The worker's TrackAudio computes the shared analysis once per rate; another track (even with
+    the same samples) gets its own; the rate is part of what makes an analysis."""
     x = tone(440, 1.0)
-    a1 = dsp.analyse(x, SR)
-    assert dsp.analyse(x, SR) is a1
+    track = TrackAudio(DecodedAudio(x, SR, 1.0))
+    a1 = track.analysis()
+    assert track.analysis(SR) is a1
     y = x.copy()
-    assert dsp.analyse(y, SR) is not a1
-    a_sr = dsp.analyse(y, SR)
-    a2 = dsp.analyse(y, 44100)  # the rate is part of the key
+    other = TrackAudio(DecodedAudio(y, SR, 1.0))
+    assert other.analysis() is not a1
+    a_sr = other.analysis()
+    a2 = other.analysis(44100)  # the rate is part of the key
     assert a2 is not a_sr and a2.sr == 44100
+    for e in EXTRACTORS:  # the shared analysis gives exactly what extract() computes alone
+        np.testing.assert_array_equal(e.extract_analysis(track.analysis()), e.extract(x, SR))
 
 
 def test_dc_offset_does_not_change_the_spectrum_shape():

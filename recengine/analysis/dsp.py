@@ -1,8 +1,9 @@
 """Shared signal processing for the built-in feature extractors.
 
-Every built-in extractor starts from the same short-time analysis of the same samples, so it is
-computed once per track by :func:`analyse` and kept in a one-entry memo keyed on the identity of
-the samples array (the engine hands the same array to every extractor in turn).
+Every built-in extractor starts from the same short-time analysis of the same samples, computed by
+:func:`analyse`. The worker computes it once per decoded track and rate
+(:class:`recengine.analysis.track.TrackAudio`) and hands it to each built-in extractor's
+``extract_analysis``; ``extract(samples, sr)`` computes it afresh.
 
 Analysis (defaults, all at the engine's analysis rate, normally 22050 Hz):
 
@@ -26,7 +27,6 @@ because the whole extractor budget is ~30-40 ms per track.
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -273,29 +273,8 @@ def _peak_chroma(power: np.ndarray, sr: int, n_fft: int, fmin: float = 80.0, fma
     return out
 
 
-_memo_lock = threading.Lock()
-_memo: tuple | None = None  # (samples array, sr, Analysis): one entry, keyed on identity
-
-
 def analyse(samples: np.ndarray, sr: int) -> Analysis:
-    """The shared analysis of ``samples``; recomputed only when a different array (or rate) comes in."""
-    global _memo
-    memo = _memo
-    if memo is not None and memo[0] is samples and memo[1] == sr:
-        return memo[2]
-    a = _compute(samples, sr)
-    with _memo_lock:
-        _memo = (samples, sr, a)
-    return a
-
-
-def clear_memo() -> None:
-    global _memo
-    with _memo_lock:
-        _memo = None
-
-
-def _compute(samples: np.ndarray, sr: int) -> Analysis:
+    """The shared short-time analysis of ``samples`` at rate ``sr`` (see the module docstring)."""
     sr = int(sr) if sr and sr > 0 else 22050
     raw = np.asarray(samples, dtype=np.float32).ravel()
     total = float(raw.sum(dtype=np.float64)) if raw.size else 0.0

@@ -31,7 +31,10 @@ class DynamicsExtractor:
     weight = 0.5
 
     def extract(self, samples: np.ndarray, sr: int) -> np.ndarray:
-        a = dsp.analyse(samples, sr)
+        return self.extract_analysis(dsp.analyse(samples, sr))
+
+    def extract_analysis(self, a: dsp.Analysis) -> np.ndarray:
+        """The block from the shared analysis of the track (computed once for every extractor)."""
         r = a.rms_db.astype(np.float64)
         if r.size == 0:
             r = np.array([dsp.DB_FLOOR])

@@ -70,7 +70,10 @@ class FluctuationExtractor:
         self._bins: dict[float, np.ndarray] = {}  # per frame rate, built on first use
 
     def extract(self, samples: np.ndarray, sr: int) -> np.ndarray:
-        a = dsp.analyse(samples, sr)
+        return self.extract_analysis(dsp.analyse(samples, sr))
+
+    def extract_analysis(self, a: dsp.Analysis) -> np.ndarray:
+        """The block from the shared analysis of the track (computed once for every extractor)."""
         rate = float(a.frame_rate)
         if rate not in self._bins:
             self._bins[rate] = modulation_bins(BLOCK, rate)

@@ -57,7 +57,10 @@ class RhythmExtractor:
     weight = 0.6
 
     def extract(self, samples: np.ndarray, sr: int) -> np.ndarray:
-        a = dsp.analyse(samples, sr)
+        return self.extract_analysis(dsp.analyse(samples, sr))
+
+    def extract_analysis(self, a: dsp.Analysis) -> np.ndarray:
+        """The block from the shared analysis of the track (computed once for every extractor)."""
         env = a.onset_env.astype(np.float64)
         tempo, conf, clarity = estimate_tempo(env, a.frame_rate)
         if env.size > 9:

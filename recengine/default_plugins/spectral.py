@@ -37,7 +37,10 @@ class SpectralExtractor:
     weight = 0.6
 
     def extract(self, samples: np.ndarray, sr: int) -> np.ndarray:
-        a = dsp.analyse(samples, sr)
+        return self.extract_analysis(dsp.analyse(samples, sr))
+
+    def extract_analysis(self, a: dsp.Analysis) -> np.ndarray:
+        """The block from the shared analysis of the track (computed once for every extractor)."""
         p = a.power
         nb = p.shape[1]
         freqs = (np.arange(nb) * (a.sr / a.n_fft)).astype(np.float32)

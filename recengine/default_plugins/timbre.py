@@ -47,7 +47,10 @@ class TimbreExtractor:
     weight = 0.75
 
     def extract(self, samples: np.ndarray, sr: int) -> np.ndarray:
-        a = dsp.analyse(samples, sr)
+        return self.extract_analysis(dsp.analyse(samples, sr))
+
+    def extract_analysis(self, a: dsp.Analysis) -> np.ndarray:
+        """The block from the shared analysis of the track (computed once for every extractor)."""
         m = a.mfcc
         if m.shape[0] >= 2:
             dm = np.diff(m, axis=0)

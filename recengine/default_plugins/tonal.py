@@ -57,7 +57,12 @@ class TonalExtractor:
 
     def profile(self, samples: np.ndarray, sr: int) -> np.ndarray:
         """Mean chroma (12, C = 0, sums to 1; zeros for silence) of ``samples``."""
-        ch = dsp.analyse(samples, sr).chroma
+        return self.profile_of(dsp.analyse(samples, sr))
+
+    @staticmethod
+    def profile_of(a: dsp.Analysis) -> np.ndarray:
+        """Mean chroma (12, C = 0, sums to 1; zeros for silence) from the shared analysis."""
+        ch = a.chroma
         prof = ch.mean(axis=0) if ch.shape[0] else np.zeros(12)
         s = prof.sum()
         return (prof / s if s > 0 else np.zeros(12)).astype(np.float64)
@@ -71,7 +76,11 @@ class TonalExtractor:
         return f"{PITCH_CLASSES[k % 12]} {'minor' if k >= 12 else 'major'}", float(cors[k])
 
     def extract(self, samples: np.ndarray, sr: int) -> np.ndarray:
-        prof = self.profile(samples, sr)
+        return self.extract_analysis(dsp.analyse(samples, sr))
+
+    def extract_analysis(self, a: dsp.Analysis) -> np.ndarray:
+        """The block from the shared analysis of the track (computed once for every extractor)."""
+        prof = self.profile_of(a)
         cors = key_correlations(prof)
         if not np.any(cors):
             return np.zeros(self.dim, np.float32)
