@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from recengine import config as configmod
-from recengine.analysis.featurise import FeaturePool, WorkerSettings
+from recengine.analysis import FeaturePool
 from recengine.catalog import Catalog
 from recengine.history import record_events
 from recengine.library import Scanner, ScanSettings
@@ -161,7 +161,7 @@ class Engine:
 
         def executor(workers: int) -> FeaturePool:
             source = None if config.source == "<defaults>" else config.source
-            return FeaturePool(WorkerSettings(source, config.raw, dict(os.environ)), workers)
+            return FeaturePool.for_config(source, config.raw, workers)
 
         return Scanner(self.catalog, ScanSettings.from_config(config), self.extractor_versions(), executor, self.emit,
                        ignore_dirs=[output.dir for output in self.playlists.outputs.values()], progress=progress)

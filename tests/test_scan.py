@@ -268,10 +268,10 @@ def test_file_changed_during_analysis_is_not_stored_with_stale_features(tmp_path
         scanner.reconcile(report)
         jobs = scanner.jobs()
         encode(tone(900, 2.0), path)  # the file changes after it was listed
-        from recengine.analysis.featurise import WorkerSettings, _Worker, featurize_one
+        from recengine.analysis import Worker, WorkerSettings
 
-        worker = _Worker(WorkerSettings(None, engine.config.raw, dict(os.environ)))
-        result = featurize_one(jobs[0], worker)
+        worker = Worker(WorkerSettings(None, engine.config.raw, dict(os.environ)))
+        result = worker.featurise_one(jobs[0])
         assert result.failure and result.failure[0] == "vanished"  # "changed since it was scanned"
         scanner.commit(result, report)
         assert engine.catalog.failures() == []
