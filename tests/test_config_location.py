@@ -10,7 +10,7 @@ import pytest
 
 from recengine.config import build_config, core_options
 from recengine.config.loader import init_target, locate_config, user_config_path
-from recengine.default_plugins.mpd_backend import mpd_environment
+from recengine.playback.mpd_client import mpd_environment
 from recengine.plugin.boot import drop_in_refusal, load_settings
 
 

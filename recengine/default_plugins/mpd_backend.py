@@ -52,13 +52,20 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from recengine.models import Track
 from recengine.playback.errors import BackendUnavailable
-from recengine.playback.mpd_client import Backoff, MPDClient, MPDCommandError, MPDConnectionError, MPDError
+from recengine.playback.mpd_client import (
+    Backoff,
+    MPDClient,
+    MPDCommandError,
+    MPDConnectionError,
+    MPDError,
+    mpd_environment,
+)
 from recengine.playback.tracker import PlayTracker
 from recengine.plugin.protocols import Record
 from recengine.plugin.spec import hookimpl
@@ -421,25 +428,6 @@ class MPDBackend:
             return
         added = self.add_uris(client, self._uris(tracks))
         log.info("mpd watcher: %d left after the current song; appended %d", remaining, added)
-
-
-def mpd_environment(env: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """``host``, ``port`` and ``password`` from ``MPD_HOST`` and ``MPD_PORT``, read as mpc and
-    libmpdclient read them (only those set): ``MPD_HOST`` is ``[password@]host``, where host may
-    be a socket path or ``@name`` (an abstract socket, so ``password@@name`` has both)."""
-    env = os.environ if env is None else env
-    found: dict[str, Any] = {}
-    host = env.get("MPD_HOST", "")
-    if not host.startswith("@") and "@" in host:
-        found["password"], host = host.split("@", 1)
-    if host:
-        found["host"] = host
-    port = env.get("MPD_PORT", "")
-    if port.isdigit() and 0 < int(port) < 65536:
-        found["port"] = int(port)
-    elif port:
-        log.warning("MPD_PORT=%r is not a port number; ignored", port)
-    return found
 
 
 @hookimpl

@@ -22,7 +22,7 @@ Protocol summary (as implemented):
   idle is exempt from MPD's ``connection_timeout``. :meth:`MPDClient.idle` waits in short reads so
   that it can notice a stop flag or a deadline, and then sends ``noidle``.
 - ``host`` starting with ``/`` or ``@`` is a unix socket (``@`` = Linux abstract socket), as in
-  ``MPD_HOST``.
+  ``MPD_HOST``; :func:`mpd_environment` reads ``MPD_HOST`` and ``MPD_PORT`` as mpc does.
 
 Errors: every socket failure, timeout or closed connection is :class:`MPDConnectionError` and
 leaves the client disconnected (the next call must :meth:`~MPDClient.connect` again, or use
@@ -35,11 +35,13 @@ Not thread-safe: use one client per thread (an ``idle`` ties up its connection a
 from __future__ import annotations
 
 import logging
+import os
 import random
 import socket
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -413,3 +415,22 @@ def _reason(exc: BaseException) -> str:
     if isinstance(exc, TimeoutError):
         return "timed out"
     return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+
+
+def mpd_environment(env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """``host``, ``port`` and ``password`` from ``MPD_HOST`` and ``MPD_PORT``, read as mpc and
+    libmpdclient read them (only those set): ``MPD_HOST`` is ``[password@]host``, where host may
+    be a socket path or ``@name`` (an abstract socket, so ``password@@name`` has both)."""
+    env = os.environ if env is None else env
+    found: dict[str, Any] = {}
+    host = env.get("MPD_HOST", "")
+    if not host.startswith("@") and "@" in host:
+        found["password"], host = host.split("@", 1)
+    if host:
+        found["host"] = host
+    port = env.get("MPD_PORT", "")
+    if port.isdigit() and 0 < int(port) < 65536:
+        found["port"] = int(port)
+    elif port:
+        log.warning("MPD_PORT=%r is not a port number; ignored", port)
+    return found
