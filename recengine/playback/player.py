@@ -107,12 +107,3 @@ class Player:
             kwargs["topup_below"] = topup_below
         backend.watch(self.recorder(), stop, resolve=self.track_by_path, **kwargs)
 
-
-def choose(host: Any, name: str | None = None) -> Any:
-    """``host.player.choose(name)``, for callers that hold the engine (the daemon)."""
-    return host.player.choose(name)
-
-
-def keep_playing(host: Any, backend: Any, stop: threading.Event, **kwargs: Any) -> None:
-    """``host.player.keep_playing(...)``, for callers that hold the engine (the daemon)."""
-    host.player.keep_playing(backend, stop, **kwargs)

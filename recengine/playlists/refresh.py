@@ -184,9 +184,6 @@ class Playlists:
         """Where ``playlist_writer`` writes the recipe's file (before any ``(recengine)`` rename)."""
         return self.outputs[recipe.output].dir / f"{safe_filename(recipe.name)}{playlist_writer.suffix}"
 
-    def files_of(self, recipe: Recipe) -> list[Path]:
-        return [self.target_path(recipe, self.playlist_writers[w]) for w in recipe.writers]
-
     def write(self, recipe: Recipe, recs: Sequence[Recommendation]) -> list[Path]:
         """Write the recipe's files; returns the paths whose content changed."""
         out = self.outputs[recipe.output]
