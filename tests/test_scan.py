@@ -317,3 +317,27 @@ def test_tracks_missing_longer_than_purge_after_days_are_forgotten(tmp_path, cou
         assert report.purged == 0 and engine.catalog.track_by_path(paths[1]).track_id == recent
         assert [e.track_id for e in engine.catalog.events("alice")] == [recent]
     assert counting.calls() == 4
+
+
+def test_file_name_not_valid_utf8_is_stored_losslessly(tmp_path, counting):
+    """issue 12 item 1: a name that is not UTF-8 (b'\\xff.wav') is scanned like any other, the files
+    after it too; the catalog gives the exact name back, a rescan finds it unchanged, a rename is a move."""
+    lib = tmp_path / "lib"
+    encode(tone(300, 1.2), lib / "a.wav")
+    os.rename(encode(tone(500, 1.2), lib / "b.wav"), os.fsencode(lib) + b"/\xff.wav")
+    encode(tone(700, 1.2), lib / "z.wav")
+    raw = os.fsencode(lib) + b"/\xff.wav"
+    with open_engine(tmp_path, [lib], counting.dir) as engine:
+        report = engine.scan()
+        assert (report.added, report.featurised, sum(report.failed.values())) == (3, 3, 0)
+        track = engine.catalog.track_by_path(Path(os.fsdecode(raw)))
+        assert track is not None and os.fsencode(track.path) == raw and track.status == "ok"
+        assert engine.scan().unchanged == 3
+        renamed = os.fsencode(lib) + b"/\xfe\xff.wav"
+        os.rename(raw, renamed)
+        report = engine.scan()
+        assert (report.moved, report.added, report.removed) == (1, 0, 0)
+        assert engine.catalog.track_by_path(Path(os.fsdecode(renamed))).track_id == track.track_id
+        assert sorted(os.fsencode(t.path) for t in engine.catalog.tracks()) == sorted(
+            [os.fsencode(lib / "a.wav"), renamed, os.fsencode(lib / "z.wav")])
+    assert counting.calls() == 3

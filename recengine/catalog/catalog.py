@@ -24,6 +24,14 @@ class Catalog(TrackStore, FeatureStore, FailureStore, HistoryStore, PlaylistStor
 
     Opening checks the file (``quick_check``) and brings its schema up to date (``migrate``;
     with ``migrate=False`` a file of another schema version is refused instead).
+
+    Paths, one rule everywhere: roots, relative paths and playlist paths are stored as the file
+    system's bytes of the name and given back as ``str`` decoded the way ``os`` does
+    (``os.fsdecode``: a byte that is not UTF-8 becomes a lone surrogate ``U+DCxx``). So
+    ``Track.path`` opens the file, compares equal to what ``os.scandir`` gives, and
+    ``os.fsencode(track.path)`` is its exact bytes: what a playlist writer must write (or, for a
+    format that needs UTF-8, skip with a warning: ``os.fsencode(p).decode("utf-8")`` raises
+    for exactly those names).
     """
 
     def __init__(self, path: Path, *, migrate: bool = True):

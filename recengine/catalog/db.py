@@ -5,15 +5,27 @@ WAL, foreign keys on, ``synchronous=FULL``; one writer at a time (a lock around 
 waits for a writer. Opening runs ``PRAGMA quick_check``: a damaged file is refused before anything
 reads or writes it. SQLite errors that make the catalog unusable are raised as
 :class:`CatalogError` naming the file and what to do.
+
+File names are stored losslessly: a path is bound as its file-system bytes (:func:`fs_bytes`,
+``os.fsencode``) cast to TEXT (``CAST(? AS TEXT)``), and every TEXT value is read back with
+``os.fsdecode``, so a name that is not valid UTF-8 comes back as the same ``str`` Python's ``os``
+functions give for it (lone surrogates ``U+DCxx``), and ``os.fsencode(track.path)`` gives its
+exact bytes. Valid UTF-8 names are stored exactly as before.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+
+
+def fs_bytes(path: str | os.PathLike[str]) -> bytes:
+    """A path as bound in SQL (``CAST(? AS TEXT)``): its file-system bytes, surrogates undone."""
+    return os.fsencode(path)
 
 
 class CatalogError(Exception):
@@ -38,6 +50,7 @@ class Database:
     def _connect(self) -> sqlite3.Connection:
         try:
             conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
+            conn.text_factory = os.fsdecode  # names that are not UTF-8 come back as os gives them
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA foreign_keys=ON")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from recengine.catalog.db import Database
+from recengine.catalog.db import Database, fs_bytes
 
 
 class PlaylistStore(Database):
@@ -13,7 +13,7 @@ class PlaylistStore(Database):
         """Remember that playlist ``name`` was written to ``path`` (``content_hash``: sha256 of its bytes)."""
         with self.write() as db:
             db.execute("INSERT OR REPLACE INTO playlists(name, path, marker, content_hash, written_at) "
-                       "VALUES (?, ?, ?, ?, ?)", (name, path, marker, content_hash, written_at))
+                       "VALUES (?, CAST(? AS TEXT), ?, ?, ?)", (name, fs_bytes(path), marker, content_hash, written_at))
 
     def playlist_files(self) -> list[tuple[str, str, str, float]]:
         """``(name, path, content_hash, written_at)`` of every playlist file written, newest first."""

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from recengine.catalog.db import Database
+from recengine.catalog.db import Database, fs_bytes
 from recengine.models import Track
 
 #: Columns of a :class:`recengine.models.Track`, in its field order (``t``: tracks, ``r``: roots).
@@ -47,12 +47,13 @@ class TrackStore(Database):
     # roots --------------------------------------------------------------------------------------
 
     def root_id(self, path: str) -> int:
-        row = self.query("SELECT root_id FROM roots WHERE path=?", (path,))
+        row = self.query("SELECT root_id FROM roots WHERE path=CAST(? AS TEXT)", (fs_bytes(path),))
         if row:
             return row[0][0]
         with self.write() as db:
-            db.execute("INSERT OR IGNORE INTO roots(path, last_seen) VALUES (?, ?)", (path, time.time()))
-            return db.execute("SELECT root_id FROM roots WHERE path=?", (path,)).fetchone()[0]
+            db.execute("INSERT OR IGNORE INTO roots(path, last_seen) VALUES (CAST(? AS TEXT), ?)",
+                       (fs_bytes(path), time.time()))
+            return db.execute("SELECT root_id FROM roots WHERE path=CAST(? AS TEXT)", (fs_bytes(path),)).fetchone()[0]
 
     def root_info(self, root_id: int) -> dict:
         row = self.query("SELECT path, sentinel, device, state, last_seen FROM roots WHERE root_id=?", (root_id,))
@@ -84,8 +85,8 @@ class TrackStore(Database):
         with self.write() as db:
             cur = db.execute(
                 "INSERT INTO tracks(root_id, relpath, size, mtime_ns, inode, content_sig, status, added_at, updated_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?)",
-                (root_id, relpath, size, mtime_ns, inode, content_sig, now, now))
+                "VALUES (?, CAST(? AS TEXT), ?, ?, ?, ?, 'pending', ?, ?)",
+                (root_id, fs_bytes(relpath), size, mtime_ns, inode, content_sig, now, now))
             return int(cur.lastrowid)
 
     def update_file(self, track_id: int, *, size: int, mtime_ns: int, inode: int | None, content_sig: str,
@@ -99,8 +100,8 @@ class TrackStore(Database):
             if changed:
                 sets.append("status='pending'")
             if root_id is not None and relpath is not None:
-                sets += ["root_id=?", "relpath=?"]
-                params += [root_id, relpath]
+                sets += ["root_id=?", "relpath=CAST(? AS TEXT)"]
+                params += [root_id, fs_bytes(relpath)]
             db.execute(f"UPDATE tracks SET {', '.join(sets)} WHERE track_id=?", (*params, track_id))
 
     def mark_missing(self, track_ids: Iterable[int], when: float | None = None) -> None:
@@ -146,7 +147,7 @@ class TrackStore(Database):
             except ValueError:
                 continue
             rows = self.query(f"SELECT {TRACK_COLS} FROM tracks t JOIN roots r USING(root_id) "
-                              "WHERE t.root_id=? AND t.relpath=?", (root_id, str(rel)))
+                              "WHERE t.root_id=? AND t.relpath=CAST(? AS TEXT)", (root_id, fs_bytes(rel)))
             if rows:
                 return track_of(rows[0])
         return None
