@@ -1,7 +1,8 @@
 """The library map: every analysed track placed in 2-D by PCA of its index vector.
 
-The two principal axes are fitted once per index generation (on the vectors indexed when the map
-is first asked for, rows scaled to unit length for the angular metric) and kept in memory; the tracks' coordinates and
+The two principal axes are fitted once per index generation (on up to ``FIT_ROWS`` of the vectors
+indexed when the map is first asked for, rows scaled to unit length for the angular metric) and
+kept in memory; the tracks' coordinates and
 labels are recomputed only when the catalog or the generation changes, and the encoded answer is
 cached until then. Coordinates are whole numbers in ``[0, GRID]`` (compact JSON); the robust
 range (0.5th-99.5th percentile) fills the grid, outliers sit on its edge.
@@ -21,7 +22,9 @@ from recengine.catalog.browse import Browse
 #: Coordinates run from 0 to this.
 GRID = 10000
 #: Rows the axes are fitted on (a random sample of larger libraries: the axes are stable).
-FIT_ROWS = 50000
+FIT_ROWS = 20000
+#: Tracks whose vectors are read and placed at a time (bounds the memory a large map needs).
+CHUNK = 10000
 
 
 @dataclass(frozen=True)
@@ -47,17 +50,16 @@ def prepare(vectors: np.ndarray, metric: str) -> np.ndarray:
     return rows
 
 
-def fit_axes(rows: np.ndarray, built_at: float, seed: int = 0) -> Axes:
-    """PCA to 2 dimensions of prepared ``rows`` (deterministic signs)."""
+def fit_axes(rows: np.ndarray, built_at: float) -> Axes:
+    """PCA to 2 dimensions of prepared ``rows`` (deterministic signs); the grid spans their
+    robust range."""
     dim = rows.shape[1] if rows.ndim == 2 else 0
     if len(rows) < 3 or dim < 2:
         comps = np.eye(max(dim, 2), 2, dtype=np.float32)[:dim]
         mean = rows.mean(axis=0) if len(rows) else np.zeros(dim, np.float32)
     else:
-        sample = rows if len(rows) <= FIT_ROWS else rows[np.random.default_rng(seed).choice(len(rows), FIT_ROWS,
-                                                                                               replace=False)]
-        mean = sample.mean(axis=0)
-        centred = (sample - mean).astype(np.float64)
+        mean = rows.mean(axis=0)
+        centred = (rows - mean).astype(np.float64)
         _, vecs = np.linalg.eigh(centred.T @ centred)
         comps = vecs[:, ::-1][:, :2]
         comps *= np.sign(comps[np.abs(comps).argmax(axis=0), [0, 1]])
@@ -95,19 +97,31 @@ class LibraryMap:
 
     def _compute(self, built_at: float) -> dict[str, Any]:
         labels = self.browse.map_labels()
-        found = self.index.vectors(labels.ids)
-        keep = [i for i, t in enumerate(labels.ids) if t in found]
-        dim = next(iter(found.values())).shape[0] if found else 2
-        rows = prepare(np.stack([found[labels.ids[i]] for i in keep]) if keep else np.zeros((0, dim)),
-                       self.index.metric)
-        if self._axes is None or self._axes.built_at != built_at or self._axes.mean.shape[0] != dim:
-            self._axes = fit_axes(rows, built_at)
-        xy = self._axes.place(rows) if len(rows) else np.zeros((0, 2), np.int32)
+        ids = np.asarray(labels.ids, np.int64)
+        if self._axes is None or self._axes.built_at != built_at:
+            sample = ids if len(ids) <= FIT_ROWS else np.sort(
+                np.random.default_rng(0).choice(ids, FIT_ROWS, replace=False))
+            self._axes = fit_axes(self._rows(sample.tolist())[1], built_at)
+        keep = np.zeros(len(ids), bool)
+        xy = np.zeros((len(ids), 2), np.int32)
+        for start in range(0, len(ids), CHUNK):  # bounded memory: one chunk of vectors at a time
+            found, rows = self._rows(ids[start:start + CHUNK].tolist())
+            if len(rows) and rows.shape[1] == self._axes.mean.shape[0]:
+                keep[start:start + CHUNK] = found
+                xy[start:start + CHUNK][found] = self._axes.place(rows)
 
         def column(values: list[int]) -> list[int]:
-            return [values[i] for i in keep]
+            return np.asarray(values, np.int32)[keep].tolist()
 
-        return {"built_at": built_at, "count": len(keep), "grid": GRID,
-                "ids": column(labels.ids), "x": xy[:, 0].tolist(), "y": xy[:, 1].tolist(),
+        return {"built_at": built_at, "count": int(keep.sum()), "grid": GRID,
+                "ids": ids[keep].tolist(), "x": xy[keep, 0].tolist(), "y": xy[keep, 1].tolist(),
                 "artist": column(labels.artist), "album": column(labels.album), "folder": column(labels.folder),
                 "artists": labels.artists, "albums": labels.albums, "folders": labels.folders}
+
+    def _rows(self, ids: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        """(mask of ``ids`` in the index, their prepared vectors)."""
+        found = self.index.vectors(ids)
+        mask = np.fromiter((t in found for t in ids), bool, len(ids))
+        if not found:
+            return mask, np.zeros((0, 0), np.float32)
+        return mask, prepare(np.stack([found[t] for t in ids if t in found]), self.index.metric)
