@@ -7,7 +7,7 @@ import sqlite3
 import numpy as np
 import pytest
 
-from recengine.catalog import MIGRATIONS, SCHEMA_VERSION, Catalog, CatalogError
+from recengine.catalog import MIGRATIONS, SCHEMA_VERSION, Catalog, CatalogError, CatalogFull
 from recengine.models import HistoryEvent, Tags
 
 
@@ -119,3 +119,23 @@ def test_backup_is_a_consistent_copy(tmp_path):
     with sqlite3.connect(tmp_path / "copy.db") as db:
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         assert db.execute("SELECT count(*) FROM tracks").fetchone()[0] == 1
+
+
+def test_disk_full_names_the_catalog_and_what_to_do(tmp_path):
+    """issue 12 item 11: "database or disk is full" comes with the path and the way out; the
+    change is rolled back and the catalog stays usable."""
+    path = tmp_path / "c.db"
+    with Catalog(path) as cat:
+        root = cat.root_id("/music")
+        with cat.write() as db:  # the file may not grow: SQLite answers SQLITE_FULL, as on a full disk
+            db.execute(f"PRAGMA max_page_count={db.execute('PRAGMA page_count').fetchone()[0] + 1}")
+        stored = 0
+        with pytest.raises(CatalogFull) as raised:
+            for i in range(5000):
+                cat.add_track(root, f"{'x' * 200}{i:05d}.flac", i, i, None, f"sig{i}")
+                stored += 1
+        message = str(raised.value)
+        assert str(path) in message and "database or disk is full" in message
+        assert "free some space" in message and str(tmp_path) in message
+        assert len(cat.tracks(present=False)) == stored  # the failed insert left nothing behind
+        assert cat.pragma("quick_check") == "ok"

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
@@ -30,6 +31,14 @@ def fs_bytes(path: str | os.PathLike[str]) -> bytes:
 
 class CatalogError(Exception):
     """The catalog file cannot be used (corrupt, newer schema, unwritable)."""
+
+
+class CatalogFull(CatalogError):
+    """The disk holding the catalog is full: the change was rolled back; it works again once there is room."""
+
+
+#: SQLite primary result codes (``sqlite3.Error.sqlite_errorcode & 0xff``).
+SQLITE_FULL = 13
 
 
 class Database:
@@ -83,16 +92,31 @@ class Database:
 
     @contextlib.contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
-        """One short write transaction (``BEGIN IMMEDIATE``), committed on exit, rolled back on error."""
+        """One short write transaction (``BEGIN IMMEDIATE``), committed on exit, rolled back on error
+        (a full disk is raised as :class:`CatalogFull`, naming the file and what to do)."""
         with self._write_lock:
             db = self._writer
-            db.execute("BEGIN IMMEDIATE")
             try:
+                db.execute("BEGIN IMMEDIATE")
                 yield db
-            except BaseException:
-                db.execute("ROLLBACK")
+                db.execute("COMMIT")
+            except BaseException as exc:
+                if db.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        db.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error) and (exc.sqlite_errorcode or 0) & 0xFF == SQLITE_FULL:
+                    raise self._full(exc) from exc
                 raise
-            db.execute("COMMIT")
+
+    def _full(self, exc: sqlite3.Error) -> CatalogFull:
+        folder = self.path.parent
+        try:
+            free = f"{shutil.disk_usage(folder).free / 2**20:.0f} MiB free"
+        except OSError:
+            free = "free space unknown"
+        return CatalogFull(f"{self.path}: the disk is full ({exc}; {free} on the file system holding {folder}); "
+                           "free some space there (or move data_dir to a larger disk) and run the command "
+                           "again: the last change was rolled back, nothing stored before it is lost")
 
     def query(self, sql: str, params: Iterable = ()) -> list[tuple]:
         """Rows of one read on this thread's own connection."""
