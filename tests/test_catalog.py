@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 
 import numpy as np
 import pytest
 
-from recengine.catalog import MIGRATIONS, SCHEMA_VERSION, Catalog, CatalogError, CatalogFull
+from recengine.catalog import MIGRATIONS, SCHEMA_VERSION, Catalog, CatalogError, CatalogFull, backup_if_due
 from recengine.models import HistoryEvent, Tags
 
 
@@ -139,3 +140,46 @@ def test_disk_full_names_the_catalog_and_what_to_do(tmp_path):
         assert "free some space" in message and str(tmp_path) in message
         assert len(cat.tracks(present=False)) == stored  # the failed insert left nothing behind
         assert cat.pragma("quick_check") == "ok"
+
+
+def _damage(path):
+    data = bytearray(path.read_bytes())
+    data[4096:8192] = b"\xa5" * 4096  # overwrite page 2
+    path.write_bytes(bytes(data))
+
+
+def _fill(cat):
+    root = cat.root_id("/music")
+    for i in range(300):
+        cat.add_track(root, f"t{i:04d}.flac", i, i, None, f"sig{i}")
+
+
+def test_corrupt_catalog_message_says_which_backups_exist(tmp_path):
+    """issue 12 item 10: the advice names the backups on disk, or says there is none."""
+    path = tmp_path / "c.db"
+    with Catalog(path) as cat:
+        _fill(cat)
+        cat.checkpoint()
+    _damage(path)
+    with pytest.raises(CatalogError) as raised:
+        Catalog(path)
+    assert "there is no backup" in str(raised.value) and "*.bak-*" not in str(raised.value)
+
+
+def test_scheduled_backups_are_consistent_copies_and_only_the_newest_are_kept(tmp_path):
+    path = tmp_path / "c.db"
+    with Catalog(path) as cat:
+        _fill(cat)
+        first = backup_if_due(cat, keep=2, every_s=86400)
+        assert first is not None and first.parent == tmp_path / "backups"
+        assert backup_if_due(cat, keep=2, every_s=86400) is None  # the day is not over
+        later = [backup_if_due(cat, keep=2, every_s=86400, now=time.time() + d * 86400) for d in (2, 4)]
+        assert all(later) and sorted((tmp_path / "backups").iterdir()) == sorted(later)
+        cat.checkpoint()
+    with sqlite3.connect(later[-1]) as db:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert db.execute("SELECT count(*) FROM tracks").fetchone()[0] == 300
+    _damage(path)
+    with pytest.raises(CatalogError) as raised:
+        Catalog(path)
+    assert f"cp '{later[-1]}' '{path}'" in str(raised.value)

@@ -686,3 +686,23 @@ def test_changes_while_stopped_are_caught_up_at_startup(tmp_path, daemon_run):
     assert run.q("SELECT count(*) FROM tracks WHERE missing_since IS NOT NULL")[0][0] == 1
     assert len(run.decodes()) == 6 + 3 + 1  # added and modified only
     check_invariants(run)
+
+
+def test_daemon_backs_the_catalog_up_daily(tmp_path, daemon_run):
+    """issue 12 item 10: the running daemon copies the catalog (VACUUM INTO) into data/backups."""
+    lib = tmp_path / "lib"
+    make_tracks(lib, range(2))
+    run = daemon_run([lib], catalog={"backups": 2})
+    run.start()
+    run.wait_running()
+    run.wait_ok(2)
+    copies = wait_for(lambda: sorted((run.data / "backups").glob("catalog-*.db")), 15, "a catalog backup")
+    assert run.stop()[0] == 0
+    assert len(copies) == 1
+    db = sqlite3.connect(f"file:{copies[0]}?mode=ro", uri=True)
+    try:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert db.execute("SELECT count(*) FROM roots").fetchone()[0] == 1
+    finally:
+        db.close()
+    check_invariants(run)

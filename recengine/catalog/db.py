@@ -23,6 +23,8 @@ import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from recengine.catalog.backup_files import restore_advice
+
 
 def fs_bytes(path: str | os.PathLike[str]) -> bytes:
     """A path as bound in SQL (``CAST(? AS TEXT)``): its file-system bytes, surrogates undone."""
@@ -37,8 +39,12 @@ class CatalogFull(CatalogError):
     """The disk holding the catalog is full: the change was rolled back; it works again once there is room."""
 
 
+class CatalogCorrupt(CatalogError):
+    """The catalog file is damaged: nothing can be done with it until it is restored or replaced."""
+
+
 #: SQLite primary result codes (``sqlite3.Error.sqlite_errorcode & 0xff``).
-SQLITE_FULL = 13
+SQLITE_CORRUPT, SQLITE_FULL, SQLITE_NOTADB = 11, 13, 26
 
 
 class Database:
@@ -104,9 +110,18 @@ class Database:
                 if db.in_transaction:
                     with contextlib.suppress(sqlite3.Error):
                         db.execute("ROLLBACK")
-                if isinstance(exc, sqlite3.Error) and (exc.sqlite_errorcode or 0) & 0xFF == SQLITE_FULL:
-                    raise self._full(exc) from exc
+                if isinstance(exc, sqlite3.DatabaseError):
+                    raise self._translate(exc) from exc
                 raise
+
+    def _translate(self, exc: sqlite3.DatabaseError) -> Exception:
+        """A full disk or a damaged file as a :class:`CatalogError` saying what to do; others as they are."""
+        code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
+        if code == SQLITE_FULL:
+            return self._full(exc)
+        if code in (SQLITE_CORRUPT, SQLITE_NOTADB):
+            return CatalogCorrupt(f"{self.path}: the catalog is damaged ({exc}); {restore_advice(self.path)}")
+        return exc
 
     def _full(self, exc: sqlite3.Error) -> CatalogFull:
         folder = self.path.parent
@@ -120,7 +135,10 @@ class Database:
 
     def query(self, sql: str, params: Iterable = ()) -> list[tuple]:
         """Rows of one read on this thread's own connection."""
-        return self._reader().execute(sql, tuple(params)).fetchall()
+        try:
+            return self._reader().execute(sql, tuple(params)).fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise self._translate(exc) from exc
 
     def pragma(self, name: str) -> object:
         """The value of ``PRAGMA name`` on the writer's connection (journal_mode, synchronous, ...)."""
@@ -131,6 +149,15 @@ class Database:
         """Copy the write-ahead log into the file and truncate it (at a clean stop)."""
         with self._write_lock:
             self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    def snapshot(self, dest: Path) -> None:
+        """A compact, consistent copy of the catalog in a new file (``VACUUM INTO``), made on this
+        thread's read connection: writers go on meanwhile."""
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._reader().execute("VACUUM INTO ?", (str(dest),))
+        except sqlite3.DatabaseError as exc:
+            raise self._translate(exc) from exc
 
     def backup(self, dest: Path) -> None:
         """A consistent copy of the catalog (safe while others write)."""
@@ -147,8 +174,7 @@ class Database:
         try:
             result = self._writer.execute("PRAGMA quick_check").fetchone()[0]
         except sqlite3.DatabaseError as exc:
-            raise CatalogError(f"{self.path}: the catalog is damaged ({exc}); restore a backup "
-                               f"(*.bak-*) or move the file away to start afresh") from None
+            raise CatalogCorrupt(f"{self.path}: the catalog is damaged ({exc}); {restore_advice(self.path)}") from None
         if result != "ok":
-            raise CatalogError(f"{self.path}: the catalog failed its integrity check ({result}); "
-                               f"restore a backup (*.bak-*) or move the file away")
+            raise CatalogCorrupt(f"{self.path}: the catalog failed its integrity check ({result}); "
+                                 f"{restore_advice(self.path)}")

@@ -11,6 +11,7 @@ import logging
 import sqlite3
 from collections.abc import Callable
 
+from recengine.catalog.backup_files import migration_backup
 from recengine.catalog.db import CatalogError, Database
 from recengine.faults import faultpoint
 
@@ -145,7 +146,7 @@ class Schema(Database):
         if version == SCHEMA_VERSION:
             return
         if version > 0:
-            backup = self.path.with_name(f"{self.path.name}.bak-v{version}")
+            backup = migration_backup(self.path, version)
             self.backup(backup)
             log.info("catalog schema %d -> %d; backup at %s", version, SCHEMA_VERSION, backup)
         for target in range(version + 1, SCHEMA_VERSION + 1):

@@ -93,6 +93,8 @@ def core_options() -> OptionSpec:
     add("scan.mass_delete_ratio", "float", 0.10,
         "a scan that would delete more than this share of a folder needs --confirm-mass-delete")
     add("scan.purge_after_days", "float", 30.0, "missing tracks are forgotten after this long")
+    add("catalog.backups", "int", 7, "daily copies of the catalog the daemon keeps in data_dir/backups (0: none)",
+        check=_non_negative)
     add("index.metric", "str", "auto", "auto (from the extractors) or angular / euclidean",
         choices=("auto", "angular", "euclidean"))
     add("index.trees", "int", 0, "Annoy trees (0: chosen from the library size)", check=_non_negative)

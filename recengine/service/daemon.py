@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from recengine.analysis.audio import preflight
+from recengine.catalog import backup_if_due
 from recengine.fileio import sweep_stale_temps
 from recengine.index import IndexStore, index_directory
 from recengine.library import LibraryWatcher, ScanReport
@@ -30,6 +31,10 @@ from recengine.service.settings import DaemonSettings
 from recengine.service.status import write_status
 
 log = logging.getLogger(__name__)
+
+#: The catalog is copied once a day (``catalog.backups`` copies kept); whether one is due is looked at
+#: every BACKUP_CHECK_S.
+BACKUP_EVERY_S, BACKUP_CHECK_S = 86400.0, 60.0
 
 
 class Daemon:
@@ -57,7 +62,10 @@ class Daemon:
             "rate": 0.0,
         }
         self._builder: threading.Thread | None = None
+        self._backup: threading.Thread | None = None
+        self._backup_check = 0.0  # monotonic time of the next look
         self._player: threading.Thread | None = None
+        self._http: Any = None  # the web server's handle (recengine.web.ServerHandle)
         self._last_event_id = 0
         self._playlists_due: dict[str, float] = {}  # recipe -> since when its inputs changed
         self._last_status = 0.0
@@ -85,6 +93,7 @@ class Daemon:
                 # first scan) arrives as hints instead of waiting for the next timer reconcile
                 self._start_watcher()
                 self._start_player()
+                self._start_http()
                 self.full_reconcile("startup")
                 # recipes may be new or changed since the last run: make each once (a file whose
                 # bytes would not change is left alone)
@@ -144,8 +153,22 @@ class Daemon:
         self._player.start()
         log.info("following the %s player: plays and skips are recorded", backend.name)
 
+    def _start_http(self) -> None:
+        """With ``http.enabled`` (the default), the web page and API on a thread (loopback by
+        default; :mod:`recengine.web`). A port in use is logged: the library work goes on."""
+        from recengine.web import WebSettings, start_server
+
+        web = WebSettings.from_config(self.engine.config)
+        if web.enabled:
+            try:
+                self._http = start_server(self.engine, web, self.stop_event)
+            except OSError as exc:
+                log.error("the web page and API could not start on %s:%s: %s", web.host, web.port, exc)
+
     def _shutdown(self) -> None:
         self.stop_event.set()  # also ends the player thread when the loop ended on its own
+        if self._http is not None:
+            self._http.stop()
         if self._player is not None:
             self._player.join(timeout=3)
         if self.watcher is not None:
@@ -154,6 +177,8 @@ class Daemon:
             self.pool.close()
         if self._builder is not None:
             self._builder.join(timeout=5)
+        if self._backup is not None:
+            self._backup.join(timeout=5)
         with contextlib.suppress(Exception):
             self.engine.emit("shutdown", engine=self.engine)
         with contextlib.suppress(Exception):
@@ -257,6 +282,10 @@ class Daemon:
                 target=self._rebuild, name="recengine-index-builder", daemon=True
             )
             self._builder.start()
+        if self.settings.backups and time.monotonic() >= self._backup_check:
+            self._backup_check = time.monotonic() + BACKUP_CHECK_S
+            self._backup = threading.Thread(target=self._back_up, name="recengine-catalog-backup", daemon=True)
+            self._backup.start()
         event_id = self._max_event_id()
         if event_id != self._last_event_id:
             self._last_event_id = event_id
@@ -298,6 +327,12 @@ class Daemon:
             self.engine.index.build()
         except Exception:
             log.exception("index rebuild failed; the previous generation keeps serving")
+
+    def _back_up(self) -> None:
+        try:
+            backup_if_due(self.engine.catalog, keep=self.settings.backups, every_s=BACKUP_EVERY_S)
+        except Exception:
+            log.exception("backing the catalog up failed; trying again later")
 
     def _max_event_id(self) -> int:
         return self.engine.catalog.last_event_id()

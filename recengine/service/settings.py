@@ -24,6 +24,7 @@ class DaemonSettings:
     watch_backend: bool
     topup_user: str
     topup_playlist: str | None
+    backups: int  # daily catalog copies kept (0: none)
 
     @classmethod
     def from_config(cls, config: Config) -> DaemonSettings:
@@ -36,4 +37,5 @@ class DaemonSettings:
             watch_backend=bool(config["daemon.watch_backend"]),
             topup_user=config["daemon.topup_user"],
             topup_playlist=config["daemon.topup_playlist"],
+            backups=config["catalog.backups"],
         )
