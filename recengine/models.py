@@ -92,6 +92,7 @@ class Tags:
     genre: str | None = None
     tracknumber: int | None = None
     duration: float | None = None
+    mbid: str | None = None  # MusicBrainz recording id (MUSICBRAINZ_TRACKID), for matching scrobbles
 
 
 @dataclass(frozen=True)

@@ -47,8 +47,10 @@ def small_library(tmp_path_factory) -> Path:
 
 
 def make_engine(tmp_path: Path, folders: list[Path], **extra) -> Engine:
+    # models_dir: no neural model unless a test asks for one (session fixtures run before the
+    # per-test environment is isolated, so the default folder would differ between fixtures)
     raw = {"library": {"folders": [str(f) for f in folders]}, "data_dir": str(tmp_path / "data"),
-           "plugin_dirs": [], "scan": {"workers": 2}}
+           "plugin_dirs": [], "scan": {"workers": 2}, "models_dir": str(tmp_path / "no-models")}
     for key, value in extra.items():
         node = raw
         parts = key.split("__")

@@ -74,8 +74,8 @@ class FeatureStore(Database):
                            (track_id, name, version, content_sig, vec.size, vec.tobytes(), now))
             sets, params = ["status='ok'", "updated_at=?"], [now]
             if tags is not None:
-                sets += ["artist=?", "album=?", "title=?", "genre=?", "tracknumber=?"]
-                params += [tags.artist, tags.album, tags.title, tags.genre, tags.tracknumber]
+                sets += ["artist=?", "album=?", "title=?", "genre=?", "tracknumber=?", "mbid=?"]
+                params += [tags.artist, tags.album, tags.title, tags.genre, tags.tracknumber, tags.mbid]
             if duration is not None:
                 sets.append("duration=?")
                 params.append(duration)

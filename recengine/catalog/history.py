@@ -26,16 +26,23 @@ class HistoryStore(Database):
             db.execute("INSERT OR IGNORE INTO users(name, created_at) VALUES (?, ?)", (name, time.time()))
             return db.execute("SELECT user_id FROM users WHERE name=?", (name,)).fetchone()[0]
 
-    def add_events(self, events: list[HistoryEvent]) -> None:
-        """Commit history events durably (synchronous=FULL), at most 100 per transaction."""
+    def add_events(self, events: list[HistoryEvent]) -> int:
+        """Commit history events durably (synchronous=FULL), at most 100 per transaction. An event
+        already stored (same user, track, time and kind) is not stored again: returns how many
+        were new."""
         users = {e.user: self.user_id(e.user) for e in events}
+        added = 0
         for start in range(0, len(events), _BATCH):
             with self.write() as db:
+                before = db.total_changes
                 db.executemany(
-                    "INSERT INTO events(user_id, track_id, kind, at, listened_s, source) VALUES (?, ?, ?, ?, ?, ?)",
+                    "INSERT OR IGNORE INTO events(user_id, track_id, kind, at, listened_s, source) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
                     [(users[e.user], e.track_id, e.kind, e.at, e.listened_s, e.source)
                      for e in events[start:start + _BATCH]])
+                added += db.total_changes - before
                 faultpoint("mid_history_batch")
+        return added
 
     def events(self, user: str | None = None, since: float = 0.0) -> list[HistoryEvent]:
         sql = ("SELECT u.name, e.track_id, e.kind, e.at, e.listened_s, e.source FROM events e "

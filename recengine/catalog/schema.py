@@ -122,8 +122,40 @@ def _v4(db: sqlite3.Connection) -> None:
     db.execute("DROP TABLE IF EXISTS index_generations")
 
 
+def _v5(db: sqlite3.Connection) -> None:
+    """Listens from scrobblers: per-user tokens, listens not matched to a track yet (kept until the
+    file arrives), recording MBIDs of tracks, and one event per (user, track, time, kind), so an
+    import read twice adds nothing the second time."""
+    _script(db,
+        """
+        CREATE TABLE scrobble_tokens (
+            token_hash TEXT PRIMARY KEY,
+            user_id    INTEGER NOT NULL REFERENCES users(user_id) ON DELETE CASCADE,
+            created_at REAL NOT NULL
+        );
+        CREATE TABLE pending_listens (
+            listen_id  INTEGER PRIMARY KEY,
+            user_id    INTEGER NOT NULL REFERENCES users(user_id) ON DELETE CASCADE,
+            artist     TEXT NOT NULL,
+            title      TEXT NOT NULL,
+            album      TEXT,
+            mbid       TEXT,
+            duration   REAL,
+            at         REAL NOT NULL,
+            source     TEXT NOT NULL DEFAULT '',
+            UNIQUE (user_id, artist, title, at)
+        );
+        ALTER TABLE tracks ADD COLUMN mbid TEXT;
+        CREATE INDEX tracks_mbid ON tracks(mbid);
+        DELETE FROM events WHERE event_id NOT IN
+            (SELECT min(event_id) FROM events GROUP BY user_id, track_id, at, kind);
+        CREATE UNIQUE INDEX events_once ON events(user_id, track_id, at, kind);
+        """
+    )
+
+
 #: MIGRATIONS[i] takes the schema from version i to i + 1.
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_v1, _v2, _v3, _v4)
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_v1, _v2, _v3, _v4, _v5)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -55,12 +55,15 @@ def cmd_status(engine, args) -> int:
     status_file = data_dir / "status.json"
     status = json.loads(status_file.read_text()) if status_file.exists() else None
     counts = engine.catalog.counts()
+    counts["pending_listens"] = engine.catalog.pending_listen_count()
     if args.json:
         print(json.dumps({"running": pid is not None, "pid": pid, "daemon": status, "catalog": counts}, indent=2))
         return EXIT_OK
     print(f"daemon: running (pid {pid})" if pid else "daemon: not running")
     print(f"catalog: {counts['ok']} tracks analysed, {counts['pending']} pending, {counts['failures']} failed, "
           f"{counts['missing']} missing")
+    if counts["pending_listens"]:
+        print(f"scrobbled listens waiting for their file: {counts['pending_listens']}")
     if status and pid:
         age = time.time() - status["updated"]
         print(f"state: {status['state']} ({age:.0f} s ago), queue {status['queue']}, "

@@ -16,6 +16,7 @@ from recengine.cli.queries import cmd_history, cmd_path, cmd_recommend, cmd_simi
 from recengine.cli.serve import cmd_serve
 from recengine.cli.setup import cmd_plugins
 from recengine.cli.sources import cmd_sync
+from recengine.cli.users import cmd_users
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -108,6 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("models", cmd_models, "install (fetch and convert) or list the neural models", engine=False)
     p.add_argument("action", choices=("install", "list"))
+    p = command("users", cmd_users, "make a user's scrobble token (for the ListenBrainz-compatible API)")
+    p.add_argument("action", choices=("token",))
+    p.add_argument("user", metavar="USER")
     p = command("sync", cmd_sync, "pull likes and plays from the media servers under sources:, push playlists there")
     p.add_argument("--source", action="append", metavar="NAME", help="only this source (repeatable)")
     p = command("failures", cmd_failures, "list files that could not be analysed, with the reason")

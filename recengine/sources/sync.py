@@ -155,7 +155,8 @@ class SubsonicSync:
                 continue
             new = int(song.play_count) - int(counts.get(song.id, 0))
             at = _timestamp(song.played, now)
-            events += [HistoryEvent(user, track_of[song.id], "play", at=at, source=source)] * max(new, 0)
+            # one event per play: a second apart, so that they stay distinct events
+            events += [HistoryEvent(user, track_of[song.id], "play", at=at - i, source=source) for i in range(new)]
             report.plays += max(new, 0)
             counts[song.id] = int(song.play_count)
         return events

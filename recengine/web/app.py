@@ -24,6 +24,7 @@ from starlette.staticfiles import StaticFiles
 import recengine.web.openapi as openapi
 import recengine.web.routes_history as routes_history
 import recengine.web.routes_library as routes_library
+import recengine.web.routes_listenbrainz as routes_listenbrainz
 import recengine.web.routes_queries as routes_queries
 import recengine.web.routes_tracks as routes_tracks
 from recengine.catalog.browse import Browse
@@ -88,6 +89,7 @@ def create_app(engine: Any, settings: WebSettings, token: ApiToken) -> Guard:
 
     routes = [
         *routes_library.routes, *routes_tracks.routes, *routes_queries.routes, *routes_history.routes,
+        *routes_listenbrainz.routes,
         Route("/api/v1/openapi.json", openapi_json, methods=["GET"]),
         Route("/", _page("index.html"), methods=["GET"]),
         Route("/docs", _page("docs.html"), methods=["GET"]),
