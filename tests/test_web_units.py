@@ -3,6 +3,7 @@ the map's projection, starting and stopping, and ``recengine serve`` refusing an
 
 from __future__ import annotations
 
+import json
 import socket
 import stat
 import threading
@@ -148,3 +149,44 @@ def test_start_server_refuses_before_binding(tmp_path, monkeypatch):
             start_server(engine, settings(tmp_path, host="0.0.0.0"), threading.Event())
     finally:
         engine.close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_the_daemon_serves_the_api_and_stops_it(tmp_path, styled_library, styled_data):
+    import http.client
+    import shutil
+
+    from recengine.service import Daemon
+
+    shutil.copytree(styled_data, tmp_path / "data")
+    port = free_port()
+    engine = make_engine(tmp_path, [styled_library], http__port=port, http__token="daemon-token")
+    daemon = Daemon(engine)
+    runner = threading.Thread(target=daemon.run, kwargs={"install_signals": False})
+    runner.start()
+    try:
+        def status():
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+                conn.request("GET", "/api/v1/status", headers={"Authorization": "Bearer daemon-token"})
+                answer = conn.getresponse()
+                return answer.status == 200 and json.loads(answer.read())
+            except OSError:
+                return None
+
+        from recengine.testing import wait_for
+
+        data = wait_for(lambda: (s := status()) and s["running"] and s, timeout=60, what="the daemon's API")
+        assert data["catalog"]["ok"] == 15
+    finally:
+        daemon.stop()
+        runner.join(30)
+        engine.close()
+    assert not runner.is_alive()
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import json
-
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 import recengine.web.inputs as inputs
 from recengine import __version__
-from recengine.service import running_pid
+from recengine.service.lock import running_pid
+from recengine.service.status import read_status
 from recengine.web.auth import has_session, session_cookie
 from recengine.web.serialize import recommendations_json
 from recengine.web.state import web
@@ -24,14 +23,8 @@ def health(request: Request) -> JSONResponse:
 def status(request: Request) -> JSONResponse:
     """``GET /api/v1/status``: what ``recengine status --json`` shows."""
     engine = web(request).engine
-    data_dir = engine.config.data_dir
-    status_file = data_dir / "status.json"
-    try:
-        daemon = json.loads(status_file.read_text()) if status_file.exists() else None
-    except (OSError, ValueError):  # being replaced right now
-        daemon = None
-    pid = running_pid(data_dir)
-    return JSONResponse({"running": pid is not None, "pid": pid, "daemon": daemon,
+    pid = running_pid(engine.config.data_dir)
+    return JSONResponse({"running": pid is not None, "pid": pid, "daemon": read_status(engine.config.data_dir),
                          "catalog": engine.catalog.counts()})
 
 
