@@ -21,6 +21,7 @@ def test_exact_neighbours_on_a_line():
     assert nn.tolist() == [[1, 2], [0, 2], [1, 0], [2, 1]]
     # ties go to the lower row: 1 is at distance 1 from both 0 and 2
     assert exact_neighbours(np.array([[0.0], [1.0], [2.0]]), "euclidean", 1)[1].tolist() == [0]
+    assert exact_neighbours(np.array([[0.0], [1.0], [2.0]]), "euclidean", 2)[1].tolist() == [0, 2]
 
 
 def test_exact_neighbours_angular_ignores_length():

@@ -50,7 +50,8 @@ def sources_of(engine) -> Sources:
     return Sources(catalog=engine.catalog, index=engine.index, extractor_versions=engine.extractor_versions(),
                    scorers=engine.scorers, playlist_writers=engine.writers, config=engine.config,
                    recipes=engine.recipes, similar=lambda ids, n: engine.similar(ids, n),
-                   walk=lambda a, b, n, filters: engine.path(a, b, n, filters), resolve=engine.resolve)
+                   walk=lambda a, b, n, filters: engine.path(a, b, n, filters), resolve=engine.resolve,
+                   scaler=engine.index.scaler)
 
 
 def cmd_evaluate(engine, args) -> int:

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from recengine.plugin.registry import Registry
 
 WINDOW = 10
-REFRESHES = 3
+REFRESHES = 2
 
 
 @dataclass(frozen=True)

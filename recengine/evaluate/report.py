@@ -17,10 +17,18 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from recengine.evaluate.health import Health, PlaylistHealth
-from recengine.evaluate.hearing import MIN_GROUP, HearingRow, group_labels, similar_row, vector_row
+from recengine.evaluate.hearing import (
+    EXTRACTOR_QUERIES,
+    MIN_GROUP,
+    HearingRow,
+    evenly_spaced,
+    group_labels,
+    similar_row,
+    vector_row,
+)
 from recengine.evaluate.history import TooLittleHistory, split_history
 from recengine.evaluate.replay import MixResult, Replay
-from recengine.index.vectors import Scaler
+from recengine.index.vectors import Projection, Scaler
 from recengine.models import Recommendation, Track
 
 if TYPE_CHECKING:
@@ -31,6 +39,8 @@ if TYPE_CHECKING:
     from recengine.plugin.registry import Registry
 
 DAY = 86400.0
+#: The per-extractor projections are fitted on this many tracks (the leading axes are stable on a sample).
+PROJECTION_ROWS = 4000
 Progress = Callable[[str, float], None]
 
 
@@ -49,6 +59,7 @@ class Sources:
     similar: Callable[[list[int], int], list[Recommendation]]
     walk: Callable[..., list[Recommendation]]
     resolve: Callable[[str], Track]
+    scaler: Scaler | None = None  # the index's fitted scaling; None: fitted here per extractor
 
 
 @dataclass
@@ -115,8 +126,9 @@ class Evaluation:
         tracks = [by_id[t] for t in ids]
         labels = {a: group_labels(tracks, a) for a in ("album", "artist")}
         report = Report(user, len(tracks), _groups(labels["album"]), _groups(labels["artist"]))
-        report.hearing = self._hearing(tracks, blocks, labels)
-        report.map = self._map(tracks)
+        report.hearing, indexed, vectors = self._hearing(tracks, blocks, labels)
+        report.map = self._map(indexed, vectors)
+        del blocks, vectors
         if cutoff is None and since_days is not None:
             cutoff = now - since_days * DAY
         try:
@@ -136,45 +148,55 @@ class Evaluation:
         return report
 
     def _hearing(self, tracks: list[Track], blocks: dict[str, np.ndarray],
-                 labels: dict[str, np.ndarray]) -> list[HearingRow]:
-        rows = []
-        if len(tracks) < 2:
-            return rows
+                 labels: dict[str, np.ndarray]) -> tuple[list[HearingRow], list[Track], np.ndarray]:
+        """The hearing rows, and the indexed tracks with their index vectors (for the map)."""
         src = self.sources
+        fused = src.index.vectors([t.track_id for t in tracks])
+        kept = [i for i, t in enumerate(tracks) if t.track_id in fused]
+        indexed = [tracks[i] for i in kept]
+        matrix = np.stack([fused.pop(t.track_id) for t in indexed]) if indexed else np.zeros((0, 0), np.float32)
+        if len(tracks) < 2:
+            return [], indexed, matrix
+        dimensions = matrix.shape[1] - 1  # extractors alone are projected as the index projects (plus the bias)
+        rows = []
         names = sorted(blocks)
         steps = len(names) + 2
         for i, name in enumerate(names):
-            per_track = [{name: v} for v in blocks[name]]
-            vectors = Scaler.fit(per_track, weights={name: 1.0}, order=[name]).transform_many(per_track)
-            rows.append(vector_row(name, vectors, src.index.metric, tracks, labels))
+            per_track = [{name: v} for v in blocks.pop(name)]
+            vectors = self._scaler(name, per_track).transform_many(per_track)
+            projection = Projection.fit(vectors, dimensions, max_rows=PROJECTION_ROWS) if dimensions > 0 else None
+            if projection is not None:
+                vectors = projection.transform(vectors)
+            rows.append(vector_row(name, vectors, src.index.metric, tracks, labels, limit=EXTRACTOR_QUERIES))
+            del per_track, vectors
             self.progress("hearing", (i + 1) / steps)
-        fused = src.index.vectors([t.track_id for t in tracks])
-        indexed = [t for t in tracks if t.track_id in fused]
-        if indexed:
-            kept = [i for i, t in enumerate(tracks) if t.track_id in fused]
+        if len(indexed) >= 2:
             sub = {a: v[kept] for a, v in labels.items()}
-            matrix = np.stack([fused[t.track_id] for t in indexed])
             rows.append(vector_row("fused", matrix, src.index.metric, indexed, sub))
             self.progress("hearing", (steps - 1) / steps)
             rows.append(similar_row(src.similar, indexed, sub))
         self.progress("hearing", 1.0)
-        return rows
+        return rows, indexed, matrix
 
-    def _map(self, tracks: list[Track], limit: int = 3000) -> dict[str, Any]:
-        """A 2-D projection (the two leading principal axes) of at most ``limit`` tracks' index vectors."""
-        pick = np.unique(np.linspace(0, len(tracks) - 1, min(limit, len(tracks))).astype(np.int64)) \
-            if tracks else np.zeros(0, np.int64)
-        chosen = [tracks[i] for i in pick]
-        vectors = self.sources.index.vectors([t.track_id for t in chosen])
-        chosen = [t for t in chosen if t.track_id in vectors]
-        if len(chosen) < 3:
+    def _scaler(self, name: str, per_track: list[dict[str, np.ndarray]]) -> Scaler:
+        """The index's scaling of block ``name`` alone (weight 1, every other block 0)."""
+        index_scaler = self.sources.scaler
+        if index_scaler is not None and name in index_scaler.order:
+            return index_scaler.with_weights({n: 1.0 if n == name else 0.0 for n in index_scaler.order})
+        return Scaler.fit(per_track, weights={name: 1.0}, order=[name])
+
+    @staticmethod
+    def _map(tracks: list[Track], vectors: np.ndarray, limit: int = 3000) -> dict[str, Any]:
+        """The two leading principal axes of at most ``limit`` tracks' index vectors."""
+        pick = evenly_spaced(len(tracks), limit)
+        if len(pick) < 3:
             return {}
-        x = np.stack([vectors[t.track_id] for t in chosen]).astype(np.float64)
+        x = vectors[pick].astype(np.float64)
         x -= x.mean(axis=0)
         _, _, vt = np.linalg.svd(x, full_matrices=False)
         xy = x @ vt[:2].T
         return {"x": xy[:, 0].tolist(), "y": xy[:, 1].tolist(),
-                "album": [t.album or "" for t in chosen], "artist": [t.artist or "" for t in chosen]}
+                "album": [tracks[i].album or "" for i in pick], "artist": [tracks[i].artist or "" for i in pick]}
 
 
 def _groups(labels: np.ndarray) -> int:
