@@ -706,3 +706,68 @@ def test_daemon_backs_the_catalog_up_daily(tmp_path, daemon_run):
     finally:
         db.close()
     check_invariants(run)
+
+
+BREAKER = '''
+import os
+
+import recengine
+
+
+@recengine.hookimpl
+def startup(engine):
+    """Once $BREAK_FLAG exists, every read of the library's files fails (a persistent I/O error)."""
+    catalog = engine.catalog
+    files_under = catalog.files_under
+
+    def failing(root_id):
+        if os.path.exists(os.environ["BREAK_FLAG"]):
+            raise OSError(5, "Input/output error (injected)")
+        return files_under(root_id)
+
+    catalog.files_under = failing
+'''
+
+
+def test_persistent_error_backs_off_and_status_says_what_fails(tmp_path, daemon_run):
+    """issue 12 item 3: a turn that keeps failing is retried 1, 2, 4 ... s apart with one traceback,
+    `status` says "retrying" and what fails; once it works again the daemon says so and goes on."""
+    lib = tmp_path / "lib"
+    make_tracks(lib, range(2))
+    run = daemon_run([lib], daemon={"reconcile_interval_s": 1})
+    (run.plugins / "breaker.py").write_text(BREAKER)
+    flag = tmp_path / "break"
+    run.env["BREAK_FLAG"] = str(flag)
+    run.start()
+    run.wait_running()
+    run.wait_ok(2)
+    flag.touch()
+    st = wait_for(lambda: run.status() if run.status().get("state") == "retrying" else None, 15, "retrying")
+    assert "Input/output error (injected)" in st["problem"]["error"]
+    time.sleep(6)
+    attempts = run.status()["problem"]["attempts"]
+    assert 2 <= attempts <= 5, attempts  # 1 + 2 + 4 s apart, not once a second
+    assert run.log().count("Traceback") == 1
+    shown = json.loads(run.cli("status", "--json").stdout)["daemon"]
+    assert shown["state"] == "retrying" and "injected" in shown["problem"]["error"]
+    flag.unlink()
+    wait_for(lambda: run.status().get("state") == "watching" and run.status().get("problem") is None, 20,
+             "the daemon to work again")
+    assert "working again after" in run.log()
+    assert run.stop()[0] == 0
+    check_invariants(run)
+
+
+def test_unusable_catalog_stops_the_daemon_with_exit_code_3(tmp_path, daemon_run):
+    """issue 12 item 3: a catalog that cannot be used ends the daemon with exit code 3 and one
+    message saying what to do, instead of a retry loop."""
+    lib = tmp_path / "lib"
+    make_tracks(lib, range(1))
+    run = daemon_run([lib])
+    run.data.mkdir()
+    (run.data / "catalog.db").write_bytes(b"not a database, " * 4096)
+    proc = run.start()
+    assert proc.wait(30) == 3, run.log()
+    log = run.log()
+    assert "catalog.db" in log and "there is no backup" in log and "exit code 3" in log
+    assert "Traceback" not in log

@@ -71,7 +71,9 @@ class Database:
             conn.execute("PRAGMA foreign_keys=ON")
             conn.execute("PRAGMA busy_timeout=30000")
         except sqlite3.DatabaseError as exc:
-            raise CatalogError(f"{self.path}: cannot open the catalog: {exc}") from None
+            error = self._translate(exc)
+            raise error if isinstance(error, CatalogError) else CatalogError(
+                f"{self.path}: cannot open the catalog: {exc}") from None
         with self._conns_lock:
             self._all_conns.append(conn)
         return conn

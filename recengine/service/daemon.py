@@ -7,25 +7,34 @@ on a timer and whenever the watcher asks (overflow, restart, folder moves): even
 reconcile is the truth. Featurised tracks are searchable at once (index delta), the index is
 rebuilt per policy on a builder thread, and playlists whose inputs changed are refreshed.
 SIGTERM/SIGINT stop it within a few seconds; work in flight stays pending for next time.
+
+A turn that fails (a plugin, an I/O error, a full disk) is retried after 1, 2, 4 ... seconds, at most
+:data:`RETRY_MAX_S` apart, with one traceback and then one line per retry; ``status`` says
+``retrying`` and what is failing (``problem``) until a turn succeeds. A catalog that cannot be
+used at all (damaged, newer schema, unreadable) stops the daemon with exit code
+:data:`EXIT_CATALOG_UNUSABLE` and the message saying what to do (systemd:
+``RestartPreventExitStatus=3`` keeps it from being restarted in a loop).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import queue
 import signal
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from recengine.analysis.audio import preflight
-from recengine.catalog import backup_if_due
+from recengine.catalog import CatalogError, CatalogFull, backup_if_due
 from recengine.fileio import sweep_stale_temps
 from recengine.index import IndexStore, index_directory
-from recengine.library import LibraryWatcher, ScanReport
+from recengine.library import LibraryWatcher, Scanner, ScanReport
 from recengine.service.lock import DataDirLock
 from recengine.service.settings import DaemonSettings
 from recengine.service.status import write_status
@@ -35,6 +44,10 @@ log = logging.getLogger(__name__)
 #: The catalog is copied once a day (``catalog.backups`` copies kept); whether one is due is looked at
 #: every BACKUP_CHECK_S.
 BACKUP_EVERY_S, BACKUP_CHECK_S = 86400.0, 60.0
+#: A failing turn is retried after 1, 2, 4 ... s, at most this long apart.
+RETRY_MAX_S = 60.0
+#: The daemon's exit code when the catalog cannot be used (after the message saying why).
+EXIT_CATALOG_UNUSABLE = 3
 
 
 class Daemon:
@@ -49,7 +62,7 @@ class Daemon:
         self.status_interval_s = status_interval_s
         self.stop_event = threading.Event()
         self.hints: queue.Queue[tuple[str, Any]] = queue.Queue()
-        self.scanner = engine.scanner(progress=False)
+        self.scanner: Scanner | None = None  # made once the lock is held: it opens the catalog
         self.pool = None
         self.watcher: LibraryWatcher | None = None
         self.lock = DataDirLock(engine.config.data_dir)
@@ -69,6 +82,8 @@ class Daemon:
         self._last_event_id = 0
         self._playlists_due: dict[str, float] = {}  # recipe -> since when its inputs changed
         self._last_status = 0.0
+        self.exit_code = 0
+        self.problem: dict[str, Any] | None = None  # what is failing, for status
 
     # lifecycle -------------------------------------------------------------------------------------
 
@@ -83,7 +98,10 @@ class Daemon:
                 for sig in (signal.SIGTERM, signal.SIGINT):
                     signal.signal(sig, self.stop)
             preflight()
-            self.engine.catalog  # noqa: B018 - open (and migrate) before anything else
+            try:
+                self.scanner = self.engine.scanner(progress=False)  # opens (and migrates) the catalog first
+            except CatalogError as exc:
+                return self._unusable(exc)
             self._sweep_temps()
             self.engine.emit("startup", engine=self.engine)
             self.pool = self.scanner.new_pool()
@@ -94,7 +112,7 @@ class Daemon:
                 self._start_watcher()
                 self._start_player()
                 self._start_http()
-                self.full_reconcile("startup")
+                self._attempt(lambda: self.full_reconcile("startup"))
                 # recipes may be new or changed since the last run: make each once (a file whose
                 # bytes would not change is left alone)
                 for recipe in self.engine.playlists.recipes:
@@ -103,7 +121,7 @@ class Daemon:
         finally:
             self.state = "stopping"
             self._shutdown()
-        return 0
+        return self.exit_code
 
     def _sweep_temps(self) -> None:
         """Holding the data dir's lock, remove every temp file a crash left behind (index and
@@ -210,18 +228,61 @@ class Daemon:
                     reconcile.append(value)
             if time.monotonic() - last_reconcile >= self.reconcile_interval_s:
                 reconcile.append("timer")
-            try:
-                if reconcile:
-                    last_reconcile = time.monotonic()
-                    self.full_reconcile(", ".join(sorted(set(reconcile))))
-                    last_reconcile = time.monotonic()
-                elif settled or removed:
-                    self.apply_hints(settled, removed)
-                self._maintain()
-            except Exception:  # a bad file, plugin or transient I/O error must not end the daemon
-                log.exception("daemon loop error; retrying with a full reconcile")
-                self.hints.put(("reconcile", "error"))
-                self.stop_event.wait(1.0)
+            if reconcile:
+                last_reconcile = time.monotonic()
+            self._attempt(functools.partial(self._turn, reconcile, settled, removed))
+            if reconcile:
+                last_reconcile = time.monotonic()
+
+    def _turn(self, reconcile: list[str], settled: list[Path], removed: list[Path]) -> None:
+        if reconcile:
+            self.full_reconcile(", ".join(sorted(set(reconcile))))
+        elif settled or removed:
+            self.apply_hints(settled, removed)
+        self._maintain()
+
+    def _attempt(self, work: Callable[[], None]) -> bool:
+        """Run one turn of work: a failure is retried later (backing off), an unusable catalog
+        stops the daemon. True when it succeeded."""
+        try:
+            work()
+        except CatalogFull as exc:
+            self._failing(exc, traceback=False)
+            return False
+        except CatalogError as exc:
+            self._unusable(exc)
+            return False
+        except Exception as exc:  # a bad file, plugin or transient I/O error must not end the daemon
+            self._failing(exc)
+            return False
+        if self.problem is not None:
+            log.info("working again after %d failed attempts", self.problem["attempts"])
+            self.problem = None
+            self.state = "watching"
+        return True
+
+    def _failing(self, exc: Exception, *, traceback: bool = True) -> None:
+        attempts = 1 + (self.problem["attempts"] if self.problem else 0)
+        delay = min(RETRY_MAX_S, 2.0 ** (attempts - 1))
+        error = f"{type(exc).__name__}: {exc}"
+        if attempts == 1 and traceback:
+            log.exception("daemon error; retrying with a full reconcile in %.0f s", delay)
+        else:
+            log.error("still failing (%d attempts), retrying in %.0f s: %s", attempts, delay, error)
+        since = self.problem["since"] if self.problem else time.time()
+        self.problem = {"error": error, "since": since, "attempts": attempts, "retry_in_s": delay}
+        self.state = "retrying"
+        with contextlib.suppress(Exception):
+            self.write_status()
+        self.hints.put(("reconcile", "error"))
+        self.stop_event.wait(delay)
+
+    def _unusable(self, exc: CatalogError) -> int:
+        log.critical("%s; stopping (exit code %d)", exc, EXIT_CATALOG_UNUSABLE)
+        self.problem = {"error": str(exc), "since": time.time(), "attempts": 1, "retry_in_s": None}
+        self.exit_code = EXIT_CATALOG_UNUSABLE
+        self.stop_event.set()
+        return self.exit_code
 
     def _work(self, report: ScanReport) -> None:
         """Featurise what is pending, then make it searchable and schedule playlists."""
@@ -340,21 +401,21 @@ class Daemon:
     # status ----------------------------------------------------------------------------------------
 
     def health(self) -> dict[str, Any]:
-        index = self.engine.index  # opening loads the newest generation, it never builds one
+        """What status.json holds: pid, state (starting, reconciling, analysing, watching, retrying,
+        stopping), problem (what is failing, or None), queue, roots, watcher, index and counters."""
         watcher = self.watcher.health() if self.watcher is not None else {}
+        try:
+            return {**self._catalog_health(), **self._health(watcher)}
+        except Exception:  # the catalog cannot be read: say what the daemon knows without it
+            return {**self._health(watcher), "health": "failing"}
+
+    def _catalog_health(self) -> dict[str, Any]:
+        index = self.engine.index  # opening loads the newest generation, it never builds one
         configured = {os.path.abspath(f) for f in self.engine.config.library_folders}
         roots = {path: state for _, path, state in self.engine.catalog.roots() if path in configured}
         return {
-            "pid": os.getpid(),
-            "state": self.state,
-            "queue": self.hints.qsize() + int(watcher.get("pending", 0)),
             "health": "degraded" if any(s != "available" for s in roots.values()) else "ok",
             "roots": roots,
-            "tracks_per_s": round(self.stats["rate"], 2),
-            "featurised": self.stats["featurised"],
-            "failed": self.stats["failed"],
-            "last_reconcile": self.stats["last_reconcile"],
-            "watcher": {"roots": watcher.get("roots", {}), "restarts": watcher.get("restarts", 0)},
             "failures": self.engine.catalog.counts()["failures"],
             "index": {
                 "generation": index.store.generation,
@@ -362,6 +423,19 @@ class Daemon:
                 "built_at": index.built_at or None,
                 "fresh": index.store.stale,
             },
+        }
+
+    def _health(self, watcher: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "pid": os.getpid(),
+            "state": self.state,
+            "problem": self.problem,
+            "queue": self.hints.qsize() + int(watcher.get("pending", 0)),
+            "tracks_per_s": round(self.stats["rate"], 2),
+            "featurised": self.stats["featurised"],
+            "failed": self.stats["failed"],
+            "last_reconcile": self.stats["last_reconcile"],
+            "watcher": {"roots": watcher.get("roots", {}), "restarts": watcher.get("restarts", 0)},
             "updated": time.time(),
         }
 
