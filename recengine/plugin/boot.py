@@ -48,11 +48,20 @@ def load_settings(path: Path | None, raw: dict[str, Any] | None = None, *, env: 
     if report_failures:
         for info in plugin_set.failures:
             log.error("plugin %s (%s) left out: %s", info.name, info.location, info.error)
-    spec = configmod.core_options()
-    plugin_set.pm.hook.addoption.call_historic(kwargs={"spec": spec})
-    config = configmod.build_config(path, spec, raw, env=env, loaded_plugins=plugin_set.names)
+    config = validate_settings(path, plugin_set, raw, env=env)
     plugin_set.pm.hook.configure.call_historic(kwargs={"config": config})
     return config, plugin_set
+
+
+def validate_settings(path: Path | None, plugin_set: PluginSet, raw: dict[str, Any] | None = None, *,
+                      env: Mapping[str, str] | None = None) -> configmod.Config:
+    """The config at ``path`` (or ``raw``) validated against the core keys and those the loaded
+    plugins declare in ``addoption``; nothing is imported (a running daemon's reload)."""
+    if raw is None:
+        raw = configmod.read_yaml(path) if path is not None else {}
+    spec = configmod.core_options()
+    plugin_set.pm.hook.addoption.call_historic(kwargs={"spec": spec})
+    return configmod.build_config(path, spec, raw, env=env, loaded_plugins=plugin_set.names)
 
 
 def drop_in_refusal(folder: Path) -> str | None:
