@@ -7,6 +7,8 @@ on a timer and whenever the watcher asks (overflow, restart, folder moves): even
 reconcile is the truth. Featurised tracks are searchable at once (index delta), the index is
 rebuilt per policy on a builder thread, and playlists whose inputs changed are refreshed.
 SIGTERM/SIGINT stop it within a few seconds; work in flight stays pending for next time.
+SIGHUP re-reads the config (:mod:`recengine.service.reload`). Under systemd (``Type=notify``) it
+says READY once it watches, RELOADING/READY around a reload and STOPPING when it stops.
 
 A turn that fails (a plugin, an I/O error, a full disk) is retried after 1, 2, 4 ... seconds, at most
 :data:`RETRY_MAX_S` apart, with one traceback and then one line per retry; ``status`` says
@@ -35,7 +37,9 @@ from recengine.catalog import CatalogError, CatalogFull, backup_if_due
 from recengine.fileio import sweep_stale_temps
 from recengine.index import IndexStore, index_directory
 from recengine.library import LibraryWatcher, Scanner, ScanReport
+from recengine.service import systemd
 from recengine.service.lock import DataDirLock
+from recengine.service.reload import ConfigReloader
 from recengine.service.settings import DaemonSettings
 from recengine.service.status import write_status
 
@@ -66,6 +70,7 @@ class Daemon:
         self.pool = None
         self.watcher: LibraryWatcher | None = None
         self.lock = DataDirLock(engine.config.data_dir)
+        self.reloader = ConfigReloader()
         self.state = "starting"
         self.stats: dict[str, Any] = {
             "featurised": 0,
@@ -97,6 +102,7 @@ class Daemon:
             if install_signals:  # first: a stop during start-up still ends cleanly with 0
                 for sig in (signal.SIGTERM, signal.SIGINT):
                     signal.signal(sig, self.stop)
+                signal.signal(signal.SIGHUP, self.reloader.request)
             preflight()
             try:
                 self.scanner = self.engine.scanner(progress=False)  # opens (and migrates) the catalog first
@@ -112,6 +118,7 @@ class Daemon:
                 self._start_watcher()
                 self._start_player()
                 self._start_http()
+                systemd.ready()  # watching now: what the start-up reconcile finds is work, not start-up
                 self._attempt(lambda: self.full_reconcile("startup"))
                 # recipes may be new or changed since the last run: make each once (a file whose
                 # bytes would not change is left alone)
@@ -184,6 +191,7 @@ class Daemon:
                 log.error("the web page and API could not start on %s:%s: %s", web.host, web.port, exc)
 
     def _shutdown(self) -> None:
+        systemd.stopping()
         self.stop_event.set()  # also ends the player thread when the loop ended on its own
         if self._http is not None:
             self._http.stop()
@@ -235,6 +243,8 @@ class Daemon:
                 last_reconcile = time.monotonic()
 
     def _turn(self, reconcile: list[str], settled: list[Path], removed: list[Path]) -> None:
+        if self.reloader.pending:
+            self._reload()
         if reconcile:
             self.full_reconcile(", ".join(sorted(set(reconcile))))
         elif settled or removed:
@@ -283,6 +293,18 @@ class Daemon:
         self.exit_code = EXIT_CATALOG_UNUSABLE
         self.stop_event.set()
         return self.exit_code
+
+    def _reload(self) -> None:
+        """A SIGHUP: the new config's recipes are each made once (as at start-up), after an index
+        with its weights is built if they changed; a config that fails keeps the running one."""
+        if self._builder is not None:
+            self._builder.join()  # it builds with the index being replaced
+        if not self.reloader.poll(self.engine):
+            return
+        if self.engine.index.store.generation is None:
+            self._rebuild()
+        now = time.monotonic()
+        self._playlists_due = {recipe.name: now for recipe in self.engine.playlists.recipes}
 
     def _work(self, report: ScanReport) -> None:
         """Featurise what is pending, then make it searchable and schedule playlists."""
