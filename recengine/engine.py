@@ -20,6 +20,7 @@ from recengine import config as configmod
 from recengine.analysis import FeaturePool
 from recengine.catalog import Catalog
 from recengine.history import record_events
+from recengine.index import IndexSettings, LibraryIndex, extractor_infos
 from recengine.library import Scanner, ScanSettings
 from recengine.models import HistoryEvent, TrackNotFound
 from recengine.plugin.boot import load_settings
@@ -95,11 +96,11 @@ class Engine:
         self.events.emit(hook, **kwargs)
 
     @functools.cached_property
-    def index(self):
-        """The similarity index (loaded, or built on first use), fresh with the catalog."""
-        from recengine.index.library import LibraryIndex
-
-        index = LibraryIndex(self)
+    def index(self) -> LibraryIndex:
+        """The similarity index, opened: the newest generation made with today's extractors and
+        weights is loaded, or none (queries raise IndexNotReady until a scan or build makes one)."""
+        index = LibraryIndex(self.catalog, IndexSettings.from_config(self.config), extractor_infos(self.extractors),
+                             data_dir=self.config.data_dir, emit=self.emit)
         index.open()
         return index
 
@@ -168,22 +169,11 @@ class Engine:
 
     def scan(self, *, update_index: bool = True, **kwargs: Any):
         """Reconcile the library folders with the catalog and featurise what is new or changed;
-        then bring the index up to date (rebuilt per ``index.rebuild_after_changes``)."""
+        then bring the index up to date (built if there is none, rebuilt per the index's rule)."""
         report = self.scanner(progress=kwargs.pop("progress", None)).run(**kwargs)
-        changes = report.featurised + report.removed + report.moved
-        if update_index and (changes or "index" in self.__dict__):
-            self.update_index(changes)
+        if update_index:
+            self.index.catch_up(report.featurised + report.removed + report.moved)
         return report
-
-    def update_index(self, changes: int) -> None:
-        if "index" not in self.__dict__:
-            self.index  # noqa: B018 - opens (and builds if needed)
-            return
-        self.index.note_change(changes)
-        if self.index.changes_since_build >= self.config["index.rebuild_after_changes"]:
-            self.index.build()
-        else:
-            self.index.refresh()
 
     def resolve(self, ref: str | int | os.PathLike[str]):
         """A track from its id or its file path (absolute or relative to the working folder)."""

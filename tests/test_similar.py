@@ -76,6 +76,7 @@ def test_index_survives_reopening_and_a_corrupt_generation(tmp_path, styled_libr
     data[len(data) // 2] ^= 0xFF
     ann.write_bytes(bytes(data))
     with make_engine(tmp_path, [styled_library]) as engine:
+        engine.scan()  # the damaged generation is refused: the scan builds a new one (queries never build)
         assert [r.track.track_id for r in engine.similar([1], 5)] == expected  # rebuilt, same answer
         assert engine.index.store.generation != gen
 

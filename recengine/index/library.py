@@ -1,11 +1,21 @@
-"""Keeps the Annoy index (``index.IndexStore``) in step with the catalog.
+"""Keeps the Annoy index (:class:`recengine.index.store.IndexStore`) in step with the catalog.
 
-A build fits the vector scaling over the library (``vectors.Scaler``), writes a new generation
-with the scaling and the extractor versions in its manifest, and swaps it in. Tracks featurised
-after that build are assembled with the same scaling and searched exactly (the delta); tracks gone
-since are hidden at once. :meth:`LibraryIndex.refresh` brings the delta up to date cheaply (only
-the rows committed since the build are read), so a new track is searchable as soon as its
-features are committed. :meth:`LibraryIndex.needs_rebuild` applies the rebuild policy.
+A build fits the vector scaling over the library (``vectors.Scaler``, then ``vectors.Projection``),
+writes a new generation with the scaling and the extractor versions in its manifest, and swaps it
+in. Tracks featurised after that build are assembled with the same scaling and searched exactly
+(the delta); tracks gone since are hidden at once. :meth:`LibraryIndex.refresh` brings the delta
+up to date cheaply (only the rows committed since the build are read), so a new track is
+searchable as soon as its features are committed.
+
+Opening is explicit: :meth:`LibraryIndex.open` loads the newest generation made with today's
+extractors, weights, metric and dimensions, or none; it never builds. A query on an index with
+nothing loaded raises :class:`IndexNotReady` (unless the library has nothing to index). Building
+happens in :meth:`build`, :meth:`catch_up` (``scan``) and :meth:`refresh` when nothing is loaded
+yet (the daemon, after library changes).
+
+The rebuild rule lives here and only here (:meth:`needs_rebuild`): rebuild when there is no
+generation, after ``index.rebuild_after_changes`` changes, or after ``index.rebuild_quiet_s``
+without a change once there was one.
 """
 
 from __future__ import annotations
@@ -13,46 +23,66 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any
+from collections.abc import Callable, Collection, Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from recengine.index.protocols import IndexNotReady
+from recengine.index.settings import ExtractorInfo, IndexSettings
 from recengine.index.store import IndexStore
-from recengine.index.vectors import METRIC, Projection, Scaler
+from recengine.index.vectors import Projection, Scaler
+
+if TYPE_CHECKING:
+    from recengine.catalog import Catalog
 
 log = logging.getLogger(__name__)
 
+#: the index folder inside the data dir
+INDEX_DIR = "index"
+
+
+def index_directory(data_dir: Path) -> Path:
+    return Path(data_dir) / INDEX_DIR
+
 
 class LibraryIndex:
-    """The engine's similarity index: generation + delta, built from the catalog."""
+    """The library's similarity index: generation + delta, built from the catalog."""
 
-    def __init__(self, engine: Any):
-        self.engine = engine
-        cfg = engine.config
-        metric = cfg.get("index.metric", "auto")
-        self.metric = METRIC if metric == "auto" else metric
-        self.store = IndexStore(engine.config.data_dir / "index", metric=self.metric,
-                                n_trees=cfg.get("index.trees") or None, search_k=cfg.get("index.search_k") or None,
-                                shards=cfg.get("index.shards") or None)
+    def __init__(self, catalog: Catalog, settings: IndexSettings, extractors: Mapping[str, ExtractorInfo], *,
+                 data_dir: Path, emit: Callable[..., None]):  # fmt: skip
+        self.catalog = catalog
+        self.settings = settings
+        self.versions = {name: info.version for name, info in extractors.items()}
+        self.weights = {name: settings.weights.get(name, info.weight) for name, info in extractors.items()}
+        self._emit = emit
+        self.store = IndexStore(index_directory(data_dir), metric=settings.metric, n_trees=settings.trees,
+                                search_k=settings.search_k, shards=settings.shards)  # fmt: skip
         self._lock = threading.RLock()
         self.scaler: Scaler | None = None
         self.projection: Projection | None = None
         self.built_at = 0.0
-        self._refreshed_at = 0.0
-        self.changes_since_build = 0
-        self.last_change = 0.0
+        self._changes = 0  # counted since this object was made
+        self._changes_at_build: int | None = None  # None: no build tried yet
+        self._last_change = 0.0
 
-    # weights and versions ---------------------------------------------------------------------------
+    @property
+    def metric(self) -> str:
+        return self.settings.metric
 
-    def weights(self) -> dict[str, float]:
-        overrides = self.engine.config.get("index.weights") or {}
-        return {e.name: float(overrides.get(e.name, getattr(e, "weight", 1.0))) for e in self.engine.extractors}
+    @property
+    def dim(self) -> int | None:
+        if self.scaler is None:
+            return None
+        return self.projection.dim if self.projection is not None else self.scaler.dim
 
     def expected_meta(self) -> dict[str, Any]:
-        return {"versions": self.engine.extractor_versions(), "weights": self.weights(), "metric": self.metric,
-                "dimensions": self.engine.config.get("index.dimensions", 64)}
+        """What a generation's manifest must say to be loaded."""
+        return {"versions": self.versions, "weights": self.weights, "metric": self.metric,
+                "dimensions": self.settings.dimensions}  # fmt: skip
 
-    def vectors_of(self, rows: list[dict[str, np.ndarray]]) -> np.ndarray:
+    def _index_vectors(self, rows: list[dict[str, np.ndarray]]) -> np.ndarray:
         """Feature blocks -> index vectors (scaled, weighted, projected)."""
         assert self.scaler is not None
         full = self.scaler.transform_many(rows)
@@ -61,97 +91,117 @@ class LibraryIndex:
     # loading and building -------------------------------------------------------------------------
 
     def open(self) -> bool:
-        """Load the newest valid generation made with today's extractors and weights; build one if
-        there is none (or it does not match). Returns True when an index is ready."""
+        """Load the newest valid generation made with today's extractors and weights (never a
+        build), then refresh its delta. Returns True when one is loaded."""
         with self._lock:
-            number = self.store.load(expect_meta=self.expected_meta())
-            if number is None:
-                return self.build() is not None
-            meta = self._manifest_meta(number)
+            if self.store.load(expect_meta=self.expected_meta()) is None:
+                return False
+            meta = self.store.meta
             self.scaler = Scaler.from_dict(meta["scaler"])
             self.projection = Projection.from_dict(meta["projection"]) if meta.get("projection") else None
             self.built_at = float(meta["built_at"])
-            self._refreshed_at = 0.0
-            self.refresh()
+            self._refresh_delta()
             return True
-
-    def _manifest_meta(self, number: int) -> dict[str, Any]:
-        import json
-
-        path = self.store.directory / f"gen-{number:06d}.json"
-        return json.loads(path.read_text())["meta"]
 
     def build(self) -> int | None:
         """Build a new generation from every present, featurised track; None if there is none."""
         with self._lock:
-            started = time.time()
-            catalog = self.engine.catalog
-            versions = self.engine.extractor_versions()
-            ids, blocks = catalog.feature_matrix(versions)
+            started, changes = time.time(), self._changes
+            ids, blocks = self.catalog.feature_matrix(self.versions)
             if not ids:
+                self._changes_at_build = changes
                 return None
             rows = [{name: blocks[name][i] for name in blocks} for i in range(len(ids))]
-            scaler = Scaler.fit(rows, weights=self.weights(), order=sorted(versions))
+            scaler = Scaler.fit(rows, weights=self.weights, order=sorted(self.versions))
             full = scaler.transform_many(rows)
-            k = self.engine.config.get("index.dimensions", 64)
+            k = self.settings.dimensions
             projection = Projection.fit(full, k) if k else None
             vectors = projection.transform(full) if projection is not None else full
             meta = {**self.expected_meta(), "scaler": scaler.to_dict(), "built_at": started,
                     "projection": projection.to_dict() if projection is not None else None}
             number = self.store.build(np.asarray(ids, np.int64), vectors, meta)
             self.scaler, self.projection, self.built_at = scaler, projection, started
-            self._refreshed_at = 0.0
-            self.changes_since_build = 0
-            self.refresh()
+            self._changes_at_build = changes
+            self._refresh_delta()
             log.info("index generation %d: %d tracks in %.1f s", number, len(ids), time.time() - started)
-        self.engine.emit("index_rebuilt", generation=number, size=len(ids))
+        self._emit("index_rebuilt", generation=number, size=len(ids))
         return number
 
     def refresh(self) -> int:
-        """Put tracks committed since the build into the delta and hide removed ones.
+        """Bring the index up to date with the catalog without a rebuild the rule does not ask
+        for: put tracks committed since the build into the delta and hide removed ones. With no
+        generation loaded yet there is nothing to refresh against: the newest matching one on
+        disk is loaded (another process may have built it), else the first one is built.
         Returns the number of fresh tracks."""
         with self._lock:
-            if self.scaler is None:
+            if self.scaler is None and not self.open():
+                self.build()
                 return 0
-            catalog = self.engine.catalog
-            versions = self.engine.extractor_versions()
-            fresh = catalog.featurised_since(self.built_at, versions)
-            ids = list(fresh)
-            dim = self.projection.dim if self.projection is not None else self.scaler.dim
-            vectors = self.vectors_of([fresh[t] for t in ids]) if ids else np.zeros((0, dim), np.float32)
-            present = catalog.present_ids()
-            removed = [t for t in self.store.generation_ids() if t not in present]
-            self.store.set_delta(np.asarray(ids, np.int64), vectors, removed=removed)
-            self._refreshed_at = time.time()
-            return len(ids)
+            return self._refresh_delta()
+
+    def _refresh_delta(self) -> int:
+        if self.scaler is None:
+            return 0
+        fresh = self.catalog.featurised_since(self.built_at, self.versions)
+        ids = list(fresh)
+        vectors = self._index_vectors([fresh[t] for t in ids]) if ids else np.zeros((0, self.dim), np.float32)
+        in_generation = self.store.generation_ids()
+        removed = in_generation[~np.isin(in_generation, np.fromiter(self.catalog.present_ids(), np.int64))]
+        self.store.set_delta(np.asarray(ids, np.int64), vectors, removed=removed.tolist())
+        return len(ids)
+
+    # the rebuild rule -----------------------------------------------------------------------------
 
     def note_change(self, n: int = 1) -> None:
-        """Count library changes toward the rebuild policy."""
-        self.changes_since_build += n
-        self.last_change = time.monotonic()
+        """Count ``n`` library changes (featurised, removed, moved tracks) toward the rebuild rule."""
+        if n > 0:
+            self._changes += n
+            self._last_change = time.monotonic()
+
+    @property
+    def changes_since_build(self) -> int:
+        return self._changes - (self._changes_at_build or 0)
 
     def needs_rebuild(self) -> bool:
-        """After ``index.rebuild_after_changes`` changes, or ``index.rebuild_quiet_s`` of quiet after
-        at least one change."""
+        """True when there is no generation (unless the last build found nothing to index and
+        nothing changed since), after ``index.rebuild_after_changes`` changes, or after
+        ``index.rebuild_quiet_s`` without changes once there was one."""
+        pending = self.changes_since_build
         if self.store.generation is None:
-            return True
-        if not self.changes_since_build:
+            return self._changes_at_build is None or pending > 0
+        if not pending:
             return False
-        cfg = self.engine.config
-        if self.changes_since_build >= cfg.get("index.rebuild_after_changes", 200):
+        if pending >= self.settings.rebuild_after_changes:
             return True
-        return time.monotonic() - self.last_change >= cfg.get("index.rebuild_quiet_s", 30.0)
+        return time.monotonic() - self._last_change >= self.settings.rebuild_quiet_s
 
-    # lookups ---------------------------------------------------------------------------------------
+    def catch_up(self, changes: int = 0) -> int | None:
+        """Count ``changes``, then bring the index up to date with the catalog: a build when
+        :meth:`needs_rebuild`, else :meth:`refresh`. Returns the generation built, or None."""
+        self.note_change(changes)
+        if self.needs_rebuild():
+            return self.build()
+        self.refresh()
+        return None
+
+    # lookups (recengine.index.protocols.IndexBackend) ---------------------------------------------
+
+    def _check_ready(self) -> None:
+        if self.scaler is None and self.catalog.present_ids():
+            raise IndexNotReady("no index for the current extractors and weights yet: run `recengine scan` "
+                                "(a running daemon builds it by itself)")
+
+    def vectors(self, track_ids: Iterable[int]) -> dict[int, np.ndarray]:
+        """The index vectors of ``track_ids`` that are in the index (one call for many)."""
+        self._check_ready()
+        return self.store.vectors(track_ids)
 
     def vector(self, track_id: int) -> np.ndarray | None:
+        self._check_ready()
         return self.store.vector(track_id)
 
-    def vectors(self, track_ids) -> dict[int, np.ndarray]:
-        """The index vectors of ``track_ids`` that are in the index (one call for many)."""
-        return {t: v for t in track_ids if (v := self.store.vector(t)) is not None}
-
-    def query(self, vector: np.ndarray, n: int, exclude: set[int] = frozenset()) -> list[tuple[int, float]]:
+    def query(self, vector: np.ndarray, n: int, exclude: Collection[int] = frozenset()) -> list[tuple[int, float]]:
+        self._check_ready()
         return self.store.query(vector, n, exclude=exclude)
 
     def close(self) -> None:
