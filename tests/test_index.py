@@ -480,3 +480,25 @@ def test_t2_crash_at_index_fault_points(tmp_path: Path, point: str, expect: int)
     nxt = 2 if point == "mid_index_write" else 3  # a number whose files exist is never reused
     assert store.build(ids, x, {}) == nxt
     assert _files(tmp_path) == [f"gen-{g:06d}.{e}" for g in (expect, nxt) for e in ("ann", "ids.npy", "json")]
+
+
+# ----- bulk lookups -----------------------------------------------------------------------------
+@pytest.mark.parametrize("shards", [1, 2])
+def test_bulk_vectors_match_single_lookups_and_keep_the_order_given(tmp_path: Path, shards: int) -> None:
+    store = IndexStore(tmp_path, shards=shards)
+    assert store.vectors([1, 2]) == {}
+    ids, x = _data(600)
+    store.build(ids, x, {})
+    store.add_fresh(5, np.ones(DIM, np.float32))  # a new track
+    store.add_fresh(int(ids[10]), -x[10])  # a fresh vector replaces the generation's copy
+    store.remove(int(ids[11]))
+    wanted = [int(ids[599]), 5, -1, int(ids[10]), int(ids[11]), int(ids[0]), int(ids[599]), int(ids[1])]
+    got = store.vectors(wanted)
+    assert list(got) == [int(ids[599]), 5, int(ids[10]), int(ids[0]), int(ids[1])]
+    for tid, vec in got.items():
+        assert vec.dtype == np.float32
+        np.testing.assert_array_equal(vec, store.vector(tid))
+    np.testing.assert_array_equal(got[int(ids[10])], -x[10])
+    np.testing.assert_allclose(np.stack([got[int(ids[k])] for k in (0, 1, 599)]), x[[0, 1, 599]], rtol=1e-6)
+    assert store.vector(int(ids[11])) is None and store.vector(-1) is None
+
