@@ -502,3 +502,54 @@ def test_bulk_vectors_match_single_lookups_and_keep_the_order_given(tmp_path: Pa
     np.testing.assert_allclose(np.stack([got[int(ids[k])] for k in (0, 1, 599)]), x[[0, 1, 599]], rtol=1e-6)
     assert store.vector(int(ids[11])) is None and store.vector(-1) is None
 
+
+# ----- issue 12 item 10: odd entries where the index lives --------------------------------------
+def test_a_file_where_the_index_folder_belongs_is_moved_aside(tmp_path: Path, caplog) -> None:
+    path = tmp_path / "index"
+    path.write_bytes(b"not an index folder")
+    with caplog.at_level("WARNING"):
+        store = IndexStore(path)
+    ids, x = _data(50)
+    assert store.build(ids, x, {}) == 1 and path.is_dir()
+    aside = [p for p in tmp_path.iterdir() if p.name.startswith("index.not-a-folder-")]
+    assert len(aside) == 1 and aside[0].read_bytes() == b"not an index folder"
+    assert aside[0].name in caplog.text and "rebuilt from the catalog" in caplog.text
+    store.close()
+
+
+def test_a_file_that_cannot_be_moved_aside_is_a_one_line_error(tmp_path: Path, monkeypatch) -> None:
+    from recengine.index.generations import IndexDirectoryError
+
+    path = tmp_path / "index"
+    path.write_bytes(b"x")
+
+    def refuse(src, dst):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(os, "rename", refuse)
+    with pytest.raises(IndexDirectoryError) as err:
+        IndexStore(path)
+    message = str(err.value)
+    assert str(path) in message and "Permission denied" in message and "move or remove it" in message
+    assert "\n" not in message and path.read_bytes() == b"x"
+
+
+def test_entries_named_like_generation_files_that_are_not_files_are_skipped(tmp_path: Path, caplog) -> None:
+    store, x = _two_generations(tmp_path)
+    store.close()
+    odd = [tmp_path / "gen-000000.json", tmp_path / "gen-000005.json"]
+    for d in odd:
+        d.mkdir()
+    with caplog.at_level("WARNING"):
+        store = IndexStore(tmp_path)
+        assert store.load() == 2 and store.load_failures == []
+        ids, _ = _data(500)
+        assert store.build(ids, x, {}) == 6  # a number whose name is taken is never reused
+        assert store.build(ids, x, {}) == 7
+    assert all(d.is_dir() for d in odd)  # never read, never deleted
+    assert _files(tmp_path) == sorted(["gen-000000.json", "gen-000005.json"]
+                                      + [f"gen-{g:06d}.{e}" for g in (6, 7) for e in ("ann", "ids.npy", "json")])
+    for d in odd:
+        assert caplog.text.count(f"{d.name} is not a regular file") == 1
+    assert store.query(x[0], 1)[0][1] == pytest.approx(0, abs=1e-3)
+    store.close()
