@@ -35,7 +35,8 @@ def drop_in(folder: Path, name: str, body: str) -> Path:
 
 def engine_with_plugins(tmp_path, folders, plugin_dir, **raw_extra):
     raw = {"library": {"folders": [str(f) for f in folders]}, "data_dir": str(tmp_path / "data"),
-           "plugin_dirs": [str(plugin_dir)], "scan": {"workers": 1}, **raw_extra}
+           "plugin_dirs": [str(plugin_dir)], "scan": {"workers": 1}, "models_dir": str(tmp_path / "no-models"),
+           **raw_extra}
     return Engine.open(None, raw=raw, entrypoints=False)
 
 
@@ -162,6 +163,42 @@ def test_hook_register_playlist_writers_and_playlist_written(tmp_path, styled_li
         path = engine.config.data_dir / "playlists" / "P.txt"
         assert len(path.read_text().splitlines()) == 4
         assert engine.pm.get_plugin("plain").written == [("P", path)]
+
+
+def test_hook_register_routes(tmp_path, styled_library, styled_data):
+    import http.client
+    import json
+    import shutil
+    import threading
+
+    from recengine.web import start_server
+    from recengine.web.settings import WebSettings
+
+    shutil.copytree(styled_data, tmp_path / "data")
+    drop_in(tmp_path / "p", "hello_route", """
+        from starlette.responses import JSONResponse
+
+        @recengine.hookimpl
+        def register_routes(register, config):
+            def hello(request):
+                return JSONResponse({"tracks": request.app.state.web.engine.catalog.counts()["ok"]})
+            register("/api/v1/hello", hello, summary="Count the analysed tracks")
+    """)
+    with engine_with_plugins(tmp_path, [styled_library], tmp_path / "p", http={"port": 0,
+                                                                                  "token": "hook-test-token-0123"}) as engine:
+        handle = start_server(engine, WebSettings.from_config(engine.config), threading.Event())
+        try:
+            for token, status in ((None, 401), ("hook-test-token-0123", 200)):
+                conn = http.client.HTTPConnection("127.0.0.1", handle.port, timeout=10)
+                conn.request("GET", "/api/v1/hello", headers={"Authorization": f"Bearer {token}"} if token else {})
+                resp = conn.getresponse()
+                body = resp.read()
+                assert resp.status == status
+            assert json.loads(body) == {"tracks": 15}
+            conn.request("GET", "/api/v1/openapi.json", headers={"Authorization": "Bearer hook-test-token-0123"})
+            assert "/api/v1/hello" in json.loads(conn.getresponse().read())["paths"]
+        finally:
+            handle.stop()
 
 
 def test_hook_track_added_track_changed_track_removed(tmp_path):

@@ -10,7 +10,6 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import pluggy
 import pytest
 from starlette.responses import JSONResponse
 
@@ -62,14 +61,6 @@ class Client:
         return self.call("POST", path, {} if body is None and "raw" not in kw else body, **kw)
 
 
-class RouteSpec:
-    """The ``register_routes`` hook's declaration, added here until the plugin spec carries it."""
-
-    @pluggy.HookspecMarker("recengine")
-    def register_routes(self, register, config):
-        """Add HTTP routes."""
-
-
 class HelloRoutes:
     @recengine.hookimpl
     def register_routes(self, register, config):
@@ -99,7 +90,6 @@ def served(styled_library, styled_data, tmp_path_factory):
     engine = make_engine(base, [styled_library], http__port=0, http__token=TOKEN,
                          playlists=[{"name": "Like tones", "kind": "similar", "seeds": [seed], "size": 4}],
                          outputs={"default": {"dir": str(base / "playlists")}})
-    engine.pm.add_hookspecs(RouteSpec)
     stop = threading.Event()
     with temp_plugin(engine.pm, HelloRoutes(), name="hello-routes"):
         handle = start_server(engine, WebSettings.from_config(engine.config), stop)

@@ -92,7 +92,8 @@ def _sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def _read_manifest(model: str, models_dir: Path) -> dict | None:
+def _read_manifest(model: str, models_dir: Path, *, verify: bool = True) -> dict | None:
+    """The model's manifest when its files are there (and, with ``verify``, match their checksum)."""
     npz, man = model_paths(model, models_dir)
     try:
         m = json.loads(man.read_text("utf-8"))
@@ -101,16 +102,23 @@ def _read_manifest(model: str, models_dir: Path) -> dict | None:
     if not isinstance(m, dict) or m.get("format") != FORMAT or m.get("model") != model:
         return None
     try:
-        if _sha256_file(npz) != m.get("npz_sha256"):
+        if not npz.is_file():
+            return None
+        if verify or "npz_bytes" not in m:  # the checksum; else the size (cheap: asked at every start)
+            if _sha256_file(npz) != m.get("npz_sha256"):
+                return None
+        elif npz.stat().st_size != m["npz_bytes"]:
             return None
     except OSError:
         return None
     return m
 
 
-def is_installed(model: str, models_dir: Path | None = None) -> bool:
-    """True when ``model``'s converted weights are in ``models_dir`` and match their manifest."""
-    return _read_manifest(model, default_models_dir() if models_dir is None else Path(models_dir)) is not None
+def is_installed(model: str, models_dir: Path | None = None, *, verify: bool = False) -> bool:
+    """True when ``model``'s converted weights and manifest are in ``models_dir`` (checked cheaply:
+    every engine start asks; ``verify`` checks the checksum too, as loading the model does)."""
+    d = default_models_dir() if models_dir is None else Path(models_dir)
+    return _read_manifest(model, d, verify=verify) is not None
 
 
 def installed_models(models_dir: Path | None = None) -> list[str]:
@@ -206,6 +214,7 @@ def convert_wheel(
                 "licence": "ISC, Music Technology Group, Universitat Pompeu Fabra (see musicnn-LICENSE.md)",
                 "wheel_sha256": sha,
                 "npz_sha256": _sha256_file(npz_path),
+                "npz_bytes": npz_path.stat().st_size,
                 "tensors": {k: {"shape": list(v.shape), "dtype": str(v.dtype)} for k, v in arrays.items()},
             }
             data = (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode()
@@ -248,7 +257,7 @@ def install_models(
     models = list(models)
     for m in models:
         model_paths(m, models_dir)  # validates the names
-    missing = [m for m in models if not is_installed(m, models_dir)]
+    missing = [m for m in models if not is_installed(m, models_dir, verify=True)]
     if not missing:
         progress(f"musicnn models already installed in {models_dir}")
         return [model_paths(m, models_dir)[0] for m in models]

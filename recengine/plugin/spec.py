@@ -80,12 +80,24 @@ def register_extractors(register: Callable[[Any], None], config: Config) -> None
     """Register feature extractors by calling ``register(extractor)`` once per extractor.
 
     Called when a plugin manager is set up, in the main process and in every scan worker. An
-    extractor has ``name`` (str, unique), ``version`` (int: bump it when the output changes and
-    only this extractor is re-run on the library), ``dim`` (int: length of the output) and
-    ``extract(samples, sr) -> numpy.ndarray`` where ``samples`` is mono float32 in [-1, 1] at the
-    analysis rate ``sr``. The output must be finite and of length ``dim``; anything else is a
-    logged failure of that extractor for that file, never of the scan.
-    An optional ``weight`` (float, default 1.0) sets the block's share of the similarity vector.
+    extractor (:class:`recengine.analysis.protocols.Extractor`) has ``name`` (str, unique),
+    ``version`` (int: bump it when the output changes and only this extractor is re-run on the
+    library), ``dim`` (int: length of the output) and ``extract(samples, sr) -> numpy.ndarray``
+    where ``samples`` is mono float32 in [-1, 1] at rate ``sr``. The output must be finite and of
+    length ``dim``; anything else is a logged failure of that extractor for that file, never of the scan.
+
+    Optional members, for extractors that load a model or want other audio:
+
+    - ``setup()``: called once in each worker process, before the extractor's first use (never
+      in the main process); load weights there. If it raises, the extractor fails for every file
+      that worker handles, with the error in the log.
+    - ``sample_rate`` (int): the audio is handed over at this rate instead of ``analysis.sample_rate``:
+      the same analysis windows, resampled (``scipy.signal.resample_poly``) when the rate is lower,
+      decoded again at that rate when it is higher; once per track and rate, however many
+      extractors share it.
+    - ``extract_batch(items) -> list[numpy.ndarray]``: called instead of ``extract`` once per worker
+      batch with ``[(samples, sr), ...]``, one vector per item, in order.
+    - ``weight`` (float, default 1.0): the block's share of the similarity vector.
 
     Called in: the main thread of the main process and of each worker process.
     """
@@ -125,6 +137,19 @@ def register_playlist_writers(register: Callable[[Any], None], config: Config) -
     """
 
 
+@hookspec
+def register_routes(register: Callable[..., None], config: Config) -> None:
+    """Add HTTP endpoints or pages to recengine's server (``recengine serve`` and the daemon's).
+
+    Call ``register(path, endpoint, methods=("GET",), summary="")`` for each route. ``endpoint``
+    is a Starlette endpoint (``def endpoint(request) -> Response``; a plain function runs on the
+    server's thread pool); ``request.app.state.web.engine`` is the engine. Paths under ``/api/``
+    need the API token like every API call; a ``summary`` lists the route in the OpenAPI document.
+    Called once, in the main thread, when the server starts; a plugin whose hook raises is logged
+    and its routes are left out.
+    """
+
+
 # --- decisions ----------------------------------------------------------------------------------
 
 
@@ -132,9 +157,13 @@ def register_playlist_writers(register: Callable[[Any], None], config: Config) -
 def load_audio(path: Path, config: Config) -> DecodedAudio | None:
     """Decode ``path`` into analysis samples, or return ``None`` to let the next decoder try.
 
-    firstresult: the first non-``None`` result is used. The built-in pydub/ffmpeg decoder is
-    ``trylast``; a plugin decoder runs before it. Raise ``recengine.analysis.audio.DecodeFailure`` with a
-    reason class from ``recengine.models.FAILURE_REASONS`` for a file that cannot be decoded.
+    firstresult: the first non-``None`` result is used. The built-in ffmpeg decoder is
+    ``trylast``; a plugin decoder runs before it. Raise ``recengine.analysis.decode.DecodeFailure``
+    with a reason class from ``recengine.models.FAILURE_REASONS`` for a file that cannot be
+    decoded. Any other exception is the plugin's fault, not the file's: it is reported once per
+    plugin and the next decoder (in the end the built-in one) decodes the file. The samples are
+    handed to extractors at ``analysis.sample_rate`` (an extractor with its own ``sample_rate``
+    gets them resampled).
 
     Called in: a scan worker process, one file at a time. Must be bounded in time and memory.
     """

@@ -40,8 +40,7 @@ class PluginRoutes:
 
 
 def collect_routes(pm: Any, config: Any) -> PluginRoutes:
-    """Ask every plugin for its routes (none while the hook is not declared)."""
+    """Ask every plugin for its routes."""
     found = PluginRoutes()
-    if hasattr(pm.hook, HOOK):
-        call_each(pm, HOOK, register=found.register, config=config)
+    call_each(pm, HOOK, register=found.register, config=config)
     return found
