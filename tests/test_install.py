@@ -169,3 +169,40 @@ def test_the_wheel_installs_and_runs_from_any_folder(tmp_path):
     assert str(home / ".config" / "systemd" / "user" / "recengine.service") in unit
     assert f"ExecStart={venv / 'bin' / 'python'} -m recengine daemon" in (
         home / ".config" / "systemd" / "user" / "recengine.service").read_text()
+
+
+# --- logging ---------------------------------------------------------------------------------------
+
+
+CHATTY = '''import logging
+import recengine
+
+@recengine.hookimpl
+def register_extractors(register):
+    for level in ("debug", "info", "warning"):
+        getattr(logging.getLogger("recengine.chatty"), level)("chatty " + level)
+'''
+
+
+@pytest.mark.parametrize("level", ["debug", "warning"])
+def test_log_level_is_obeyed_and_lines_carry_the_time_outside_the_journal(tmp_path, level):
+    (tmp_path / "plugins").mkdir()
+    (tmp_path / "plugins" / "chatty.py").write_text(CHATTY)
+    (tmp_path / "music").mkdir()
+    config = tmp_path / "config.yaml"
+    config.write_text(f"library: {{folders: [music]}}\ndata_dir: data\nlog_level: {level}\n")
+    shown = {"debug": ["debug", "info", "warning"], "warning": ["warning"]}[level]
+    for journal in (False, True):
+        log = tmp_path / f"stderr-{journal}"
+        with open(log, "w") as err:
+            st = os.fstat(err.fileno())  # what systemd puts in JOURNAL_STREAM: stderr is the journal
+            env = {**os.environ, "JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino}"}
+            if not journal:
+                env.pop("JOURNAL_STREAM")
+            subprocess.run([sys.executable, "-m", "recengine", "--config", str(config), "scan"], stderr=err,
+                           stdout=subprocess.DEVNULL, env=env, timeout=120, check=True)
+        lines = [line for line in log.read_text().splitlines() if "chatty" in line]
+        assert [line.rsplit(" ", 1)[1] for line in lines] == shown
+        stamp = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} "
+        for line in lines:
+            assert bool(re.match(stamp, line)) is not journal, line
