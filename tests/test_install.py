@@ -94,10 +94,10 @@ def test_sd_notify_sends_datagrams_to_the_notify_socket(tmp_path):
             server.bind(address.replace("@", "\0", 1) if address.startswith("@") else address)
             server.settimeout(5)
             env = {"NOTIFY_SOCKET": address}
-            assert systemd.ready(env) and server.recv(256) == b"READY=1"
-            assert systemd.reloading(env)
+            assert systemd.notify_ready(env) and server.recv(256) == b"READY=1"
+            assert systemd.notify_reloading(env)
             assert re.fullmatch(rb"RELOADING=1\nMONOTONIC_USEC=\d+", server.recv(256))
-            assert systemd.stopping(env) and server.recv(256) == b"STOPPING=1"
+            assert systemd.notify_stopping(env) and server.recv(256) == b"STOPPING=1"
     assert systemd.notify("READY=1", {"NOTIFY_SOCKET": str(tmp_path / "gone")}) is False
 
 

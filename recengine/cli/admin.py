@@ -11,7 +11,6 @@ from recengine.cli.errors import EXIT_FAILURE, EXIT_OK, CommandFailed
 from recengine.cli.setup import cmd_config_check
 from recengine.config.loader import init_target, locate_config
 from recengine.config.template import config_template
-from recengine.service import systemd
 
 LINGER_DIR = Path("/var/lib/systemd/linger")
 
@@ -59,6 +58,8 @@ def config_path(args) -> int:
 
 def cmd_service(args) -> int:
     """``service install --user|--system [--print]``: the unit file with this interpreter's path."""
+    from recengine.service import systemd
+
     kind = "system" if args.system else "user"
     config = Path(args.config) if args.config else None
     unit = systemd.render_unit(kind, systemd.exec_start(config))

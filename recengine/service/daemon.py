@@ -37,11 +37,11 @@ from recengine.catalog import CatalogError, CatalogFull, backup_if_due
 from recengine.fileio import sweep_stale_temps
 from recengine.index import IndexStore, index_directory
 from recengine.library import LibraryWatcher, Scanner, ScanReport
-from recengine.service import systemd
 from recengine.service.lock import DataDirLock
 from recengine.service.reload import ConfigReloader
 from recengine.service.settings import DaemonSettings
 from recengine.service.status import write_status
+from recengine.service.systemd import notify_ready, notify_stopping
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +118,7 @@ class Daemon:
                 self._start_watcher()
                 self._start_player()
                 self._start_http()
-                systemd.ready()  # watching now: what the start-up reconcile finds is work, not start-up
+                notify_ready()  # watching now: what the start-up reconcile finds is work, not start-up
                 self._attempt(lambda: self.full_reconcile("startup"))
                 # recipes may be new or changed since the last run: make each once (a file whose
                 # bytes would not change is left alone)
@@ -191,7 +191,7 @@ class Daemon:
                 log.error("the web page and API could not start on %s:%s: %s", web.host, web.port, exc)
 
     def _shutdown(self) -> None:
-        systemd.stopping()
+        notify_stopping()
         self.stop_event.set()  # also ends the player thread when the loop ended on its own
         if self._http is not None:
             self._http.stop()

@@ -20,7 +20,7 @@ from typing import Any
 from recengine.config import Config, ConfigError
 from recengine.playlists import Recipes
 from recengine.plugin.boot import validate_settings
-from recengine.service import systemd
+from recengine.service.systemd import notify_ready, notify_reloading
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ class ConfigReloader:
         if not self._requested.is_set():
             return False
         self._requested.clear()
-        systemd.reloading()
+        notify_reloading()
         try:
             config = read_config(engine)
         except (ConfigError, OSError) as exc:
@@ -88,4 +88,4 @@ class ConfigReloader:
             log.info("config reloaded from %s: %d playlist recipes", config.source, len(engine.recipes))
             return True
         finally:
-            systemd.ready()
+            notify_ready()

@@ -46,16 +46,16 @@ def notify(state: str, env: Mapping[str, str] | None = None) -> bool:
     return True
 
 
-def ready(env: Mapping[str, str] | None = None) -> bool:
+def notify_ready(env: Mapping[str, str] | None = None) -> bool:
     """Start-up (or a reload) is done."""
     return notify("READY=1", env)
 
 
-def stopping(env: Mapping[str, str] | None = None) -> bool:
+def notify_stopping(env: Mapping[str, str] | None = None) -> bool:
     return notify("STOPPING=1", env)
 
 
-def reloading(env: Mapping[str, str] | None = None) -> bool:
+def notify_reloading(env: Mapping[str, str] | None = None) -> bool:
     """A reload started; :func:`ready` ends it (``MONOTONIC_USEC`` as systemd 253+ wants it)."""
     return notify(f"RELOADING=1\nMONOTONIC_USEC={time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000}", env)
 
