@@ -29,30 +29,32 @@ def print_recommendations(recs, as_json: bool, why: bool = False) -> None:
               + (f"\n        why: {r.why}" if why and r.why else ""))
 
 
-def cmd_similar(engine, args) -> int:
+def _answer(query, as_json: bool) -> int:
+    """Print ``query()``'s tracks; an unknown track is a usage error, one not analysed a failure."""
     try:
-        recs = engine.similar(args.tracks, args.n, filters_from(args))
+        recs = query()
     except TrackNotFound as exc:
         raise UsageError(str(exc)) from exc
     except NotInIndex as exc:
         raise CommandFailed(str(exc)) from exc
-    print_recommendations(recs, args.json)
+    print_recommendations(recs, as_json)
     return EXIT_OK
+
+
+def cmd_similar(engine, args) -> int:
+    return _answer(lambda: engine.similar(args.tracks, args.n, filters_from(args)), args.json)
 
 
 def cmd_path(engine, args) -> int:
     if args.n < 2:
         raise UsageError("path: -n counts A and B, so it is at least 2")
-    try:
+
+    def walk():
         if engine.resolve(args.start).track_id == engine.resolve(args.end).track_id:
             raise UsageError("path: A and B are the same track")
-        recs = engine.path(args.start, args.end, args.n, filters_from(args))
-    except TrackNotFound as exc:
-        raise UsageError(str(exc)) from exc
-    except NotInIndex as exc:
-        raise CommandFailed(str(exc)) from exc
-    print_recommendations(recs, args.json)
-    return EXIT_OK
+        return engine.path(args.start, args.end, args.n, filters_from(args))
+
+    return _answer(walk, args.json)
 
 
 def cmd_recommend(engine, args) -> int:

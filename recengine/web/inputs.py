@@ -89,16 +89,22 @@ def track(engine: Any, ref: Any, name: str = "track") -> Track:
     raise ApiError(404, f"{name}: no track {ref[:200]!r} in the catalog")
 
 
-async def json_body(request: Request) -> dict[str, Any]:
-    """The request's JSON object (400 when malformed or not an object, 413 when too large)."""
+async def body_bytes(request: Request, limit: int = MAX_BODY) -> bytes:
+    """The request body, read up to ``limit`` bytes (413 when it is longer or says it is)."""
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:
-        raise ApiError(413, f"request body over {MAX_BODY} bytes")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise ApiError(413, f"request body over {limit} bytes")
     body = b""
     async for chunk in request.stream():
         body += chunk
-        if len(body) > MAX_BODY:
-            raise ApiError(413, f"request body over {MAX_BODY} bytes")
+        if len(body) > limit:
+            raise ApiError(413, f"request body over {limit} bytes")
+    return body
+
+
+async def json_body(request: Request) -> dict[str, Any]:
+    """The request's JSON object (400 when malformed or not an object, 413 when too large)."""
+    body = await body_bytes(request)
     try:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:

@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+import recengine.web.inputs as inputs
 from recengine.scrobble import ListenBrainzService, ScrobbleError
 from recengine.scrobble.listenbrainz import MAX_BODY_BYTES
 from recengine.web.state import web
@@ -27,29 +28,30 @@ def _service(request: Request) -> ListenBrainzService:
 
 
 async def _body(request: Request) -> object:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise ScrobbleError(413, f"request body over {MAX_BODY_BYTES} bytes")
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_BODY_BYTES:
-            raise ScrobbleError(413, f"request body over {MAX_BODY_BYTES} bytes")
+    try:
+        body = await inputs.body_bytes(request, MAX_BODY_BYTES)
+    except inputs.ApiError as exc:
+        raise ScrobbleError(exc.status, exc.message) from None
     try:
         return json.loads(body)
     except (ValueError, UnicodeDecodeError):
         raise ScrobbleError(400, "cannot parse JSON document") from None
 
 
-async def submit_listens(request: Request) -> JSONResponse:
+async def _authorised(request: Request, action) -> JSONResponse:
+    """``action(service, user, body)`` for the token's user, answered as ListenBrainz answers."""
     service = _service(request)
     try:
         user = await run_in_threadpool(service.user_of, request.headers.get("authorization"))
         body = await _body(request)
-        await run_in_threadpool(service.submit, user, body)
+        await run_in_threadpool(action, service, user, body)
     except ScrobbleError as exc:
         return _error(exc)
     return JSONResponse({"status": "ok"})
+
+
+async def submit_listens(request: Request) -> JSONResponse:
+    return await _authorised(request, ListenBrainzService.submit)
 
 
 async def validate_token(request: Request) -> JSONResponse:
@@ -66,14 +68,7 @@ async def validate_token(request: Request) -> JSONResponse:
 
 
 async def recording_feedback(request: Request) -> JSONResponse:
-    service = _service(request)
-    try:
-        user = await run_in_threadpool(service.user_of, request.headers.get("authorization"))
-        body = await _body(request)
-        await run_in_threadpool(service.feedback, user, body)
-    except ScrobbleError as exc:
-        return _error(exc)
-    return JSONResponse({"status": "ok"})
+    return await _authorised(request, ListenBrainzService.feedback)
 
 
 routes = [
