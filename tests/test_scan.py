@@ -15,7 +15,7 @@ import pytest
 
 import recengine
 from recengine.engine import Engine
-from recengine.library import SENTINEL
+from recengine.library import SENTINEL, ScanReport
 from recengine.models import HistoryEvent
 from recengine.testing import encode, noise, tone, write_counting_plugin
 
@@ -341,3 +341,74 @@ def test_file_name_not_valid_utf8_is_stored_losslessly(tmp_path, counting):
         assert sorted(os.fsencode(t.path) for t in engine.catalog.tracks()) == sorted(
             [os.fsencode(lib / "a.wav"), renamed, os.fsencode(lib / "z.wav")])
     assert counting.calls() == 3
+
+
+def test_watcher_removals_follow_the_mass_delete_and_empty_folder_rules(tmp_path, counting):
+    """issue 12 item 6: removals the watcher reports are counted over a window: past the mass-delete
+    limit they are held back; a folder left empty is unavailable, nothing under it removed."""
+    lib, small = tmp_path / "lib", tmp_path / "small"
+    paths = [encode(tone(100 + 20 * i, 1.2), lib / f"t{i:02d}.wav") for i in range(30)]
+    few = [encode(tone(900 + 30 * i, 1.2), small / f"s{i}.wav") for i in range(4)]
+    with open_engine(tmp_path, [lib, small], counting.dir) as engine:
+        engine.scan()
+        scanner = engine.scanner(progress=False)
+        for p in paths[:20] + few:
+            p.unlink()
+        report = ScanReport()
+        scanner.reconcile_paths(report, removed=paths[:6])  # rm in progress: the first events
+        assert report.removed == 6
+        report = ScanReport()
+        scanner.reconcile_paths(report, removed=paths[6:20])
+        assert report.removed == 0 and report.mass_delete_blocked == [(str(lib), 20, 30)]
+        report = ScanReport()
+        scanner.reconcile_paths(report, removed=few)
+        assert report.removed == 0 and [r for r, _ in report.unavailable] == [str(small)]
+        assert engine.catalog.counts()["missing"] == 6
+        assert engine.scan(confirm_mass_delete=True).removed == 14  # what a confirmed scan then does
+
+
+def _as_nobody():
+    """Reads as another user: root reads a mode-000 folder anyway, so when the tests run as root
+    the reconcile runs with the effective uid of nobody (its files are read in this process)."""
+    import contextlib
+
+    @contextlib.contextmanager
+    def dropped():
+        if os.geteuid() != 0:
+            yield
+            return
+        os.seteuid(65534)
+        try:
+            yield
+        finally:
+            os.seteuid(0)
+
+    return dropped()
+
+
+def test_subfolder_unreadable_during_a_scan_keeps_its_tracks(tmp_path, counting):
+    """issue 12 item 6: a folder that cannot be read (EACCES) is not a folder whose files are gone."""
+    import tempfile
+
+    base = Path(tempfile.mkdtemp(prefix="recengine-eacces-"))  # outside tmp_path (0700): nobody reaches it
+    try:
+        base.chmod(0o755)
+        lib = base / "lib"
+        for album in ("open", "closed"):
+            for i in range(3):
+                encode(tone(200 + 90 * i + (50 if album == "closed" else 0), 1.2), lib / album / f"{i}.wav")
+        lib.chmod(0o755)
+        with open_engine(tmp_path, [lib], counting.dir) as engine:
+            engine.scan()
+            scanner = engine.scanner(progress=False)
+            (lib / "closed").chmod(0)
+            report = ScanReport()
+            with _as_nobody():
+                scanner.reconcile(report)
+            (lib / "closed").chmod(0o755)
+            assert report.removed == 0 and not report.mass_delete_blocked
+            assert [folder for folder, _ in report.unreadable] == [str(lib / "closed")]
+            assert engine.catalog.counts()["missing"] == 0 and len(engine.catalog.tracks()) == 6
+    finally:
+        (base / "lib" / "closed").chmod(0o755)
+        shutil.rmtree(base)

@@ -11,6 +11,7 @@ are forgotten at the end of a full reconcile. The watcher's hints for single fil
 
 from __future__ import annotations
 
+import errno
 import fnmatch
 import hashlib
 import logging
@@ -18,6 +19,7 @@ import os
 import stat
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +34,8 @@ SENTINEL = ".recengine-root"
 SIG_CHUNK = 64 * 1024
 #: A reconcile may remove up to this many tracks of a folder whatever its size.
 MASS_DELETE_MIN = 10
+#: Removals the watcher reports are counted over this many seconds for the mass-delete rule.
+REMOVAL_WINDOW_S = 600.0
 
 
 def content_sig(path: Path, size: int) -> str:
@@ -57,18 +61,31 @@ class FoundFile:
 
 
 @dataclass
+class Walk:
+    """What a walk of one root found: audio files, and folders it could not read (relative
+    path -> why): nothing under those is taken for gone."""
+
+    files: dict[str, FoundFile] = field(default_factory=dict)
+    unreadable: dict[str, str] = field(default_factory=dict)
+
+    def hidden(self, relpath: str) -> bool:
+        """True when ``relpath`` lies under a folder that could not be read."""
+        return any(relpath.startswith(folder + os.sep) for folder in self.unreadable)
+
+
+@dataclass
 class RootState:
     path: Path
     available: bool
     reason: str = ""
-    files: dict[str, FoundFile] = field(default_factory=dict)
+    walk: Walk = field(default_factory=Walk)
 
 
-def walk_root(root: Path, extensions: frozenset[str], exclude: Iterable[str],
-              skip_dirs: Iterable[Path]) -> dict[str, FoundFile]:  # fmt: skip
+def walk_root(root: Path, extensions: frozenset[str], exclude: Iterable[str], skip_dirs: Iterable[Path]) -> Walk:
     """Audio files under ``root``: regular files only, directory symlinks not followed, file
-    symlinks only when they point inside the root."""
-    found: dict[str, FoundFile] = {}
+    symlinks only when they point inside the root; and the folders that could not be read."""
+    walk = Walk()
+    found = walk.files
     real_root = os.path.realpath(root)
     skip = {os.path.realpath(d) for d in skip_dirs}
     exclude = list(exclude)
@@ -78,7 +95,9 @@ def walk_root(root: Path, extensions: frozenset[str], exclude: Iterable[str],
         try:
             entries = list(os.scandir(folder))
         except OSError as exc:
-            log.warning("cannot read folder %s: %s", folder, exc.strerror)
+            log.warning("cannot read folder %s: %s; its tracks are kept as they are", folder, exc.strerror)
+            if folder != str(root):
+                walk.unreadable[os.path.relpath(folder, root)] = exc.strerror or str(exc)
             continue
         for entry in entries:
             try:
@@ -101,7 +120,7 @@ def walk_root(root: Path, extensions: frozenset[str], exclude: Iterable[str],
                 found[rel] = FoundFile(rel, st.st_size, st.st_mtime_ns, st.st_ino)
             except OSError:
                 continue  # vanished or unreadable entry: the next reconcile sees it again
-    return found
+    return walk
 
 
 class Reconciler:
@@ -117,6 +136,7 @@ class Reconciler:
         self.settings = settings
         self.emit = emit
         self.ignore_dirs = [Path(d) for d in ignore_dirs]
+        self._removals: dict[Path, deque[tuple[float, int]]] = {}  # root -> (when, how many) the watcher removed
 
     # roots --------------------------------------------------------------------------------------
 
@@ -139,7 +159,7 @@ class Reconciler:
 
     def _finish_root(self, root_id: int, state: RootState, known_present: int) -> None:
         info = self.catalog.root_info(root_id)
-        if state.available and not state.files and known_present:
+        if state.available and not state.walk.files and not state.walk.unreadable and known_present:
             state.available = False
             state.reason = f"folder is empty but {known_present} tracks were here (unmounted?)"
         if not state.available:
@@ -173,13 +193,15 @@ class Reconciler:
             known = self.catalog.files_under(root_id)
             present = {k: v for k, v in known.items() if v.missing_since is None}
             if state.available:
-                state.files = walk_root(root, library.extensions, library.exclude, self.ignore_dirs)
+                state.walk = walk_root(root, library.extensions, library.exclude, self.ignore_dirs)
             self._finish_root(root_id, state, len(present))
             if not state.available:
                 report.unavailable.append((str(root), state.reason))
                 log.warning("%s is unavailable: %s; nothing under it is changed", root, state.reason)
                 continue
-            self._diff_root(root_id, root, state.files, known, report, confirm_mass_delete)
+            report.unreadable += [(str(root / folder), why) for folder, why in state.walk.unreadable.items()]
+            known = {rel: t for rel, t in known.items() if not state.walk.hidden(rel)}
+            self._diff_root(root_id, root, state.walk.files, known, report, confirm_mass_delete)
         self._purge(report)
 
     def _purge(self, report: ScanReport) -> None:
@@ -272,6 +294,37 @@ class Reconciler:
 
     # watcher hints ------------------------------------------------------------------------------
 
+    def _remove_hinted(self, root_id: int, root: Path, gone: list[TrackFile], known: dict[str, TrackFile],
+                       report: ScanReport) -> None:  # fmt: skip
+        """Removals the watcher saw, under the rules of a full reconcile: a root left empty is
+        unavailable, and more removals than the mass-delete limit within REMOVAL_WINDOW_S are held
+        back (``recengine scan --confirm-mass-delete`` applies them)."""
+        gone = [t for t in gone if t.missing_since is None]
+        if not gone:
+            return
+        present = sum(1 for t in known.values() if t.missing_since is None)
+        if _empty(root):
+            self.catalog.set_root(root_id, state="unavailable")
+            report.unavailable.append((str(root), f"folder is empty but {present} tracks were here (unmounted?)"))
+            log.warning("%s is empty but %d tracks were here (unmounted?); nothing under it is changed", root, present)
+            return
+        now = time.monotonic()
+        window = self._removals.setdefault(root, deque())
+        while window and now - window[0][0] > REMOVAL_WINDOW_S:
+            window.popleft()
+        recent = sum(n for _, n in window)
+        if recent + len(gone) > self._mass_delete_limit(present + recent):
+            report.mass_delete_blocked.append((str(root), recent + len(gone), present + recent))
+            log.warning("%s: %d of %d tracks gone within %.0f s; not removing them (run `recengine scan "
+                        "--confirm-mass-delete` to remove them)", root, recent + len(gone), present + recent,
+                        REMOVAL_WINDOW_S)
+            return
+        window.append((now, len(gone)))
+        self.catalog.mark_missing(t.track_id for t in gone)
+        report.removed += len(gone)
+        for t in gone:
+            self._announce("track_removed", t.track_id)
+
     def _root_of(self, path: Path) -> tuple[Path, str] | None:
         for root in self.settings.library.folders:
             try:
@@ -287,7 +340,7 @@ class Reconciler:
         by_root: dict[Path, tuple[dict[str, FoundFile], set[str]]] = {}
         for path in removed:
             hit = self._root_of(path)
-            if hit is None or os.path.lexists(path):
+            if hit is None or not _gone(path):
                 continue
             by_root.setdefault(hit[0], ({}, set()))[1].add(hit[1])
         for path in settled:
@@ -309,13 +362,28 @@ class Reconciler:
                 continue
             root_id = self.catalog.root_id(str(root))
             known = self.catalog.files_under(root_id)
-            for rel in gone:  # soft delete, one by one (the mass-delete guard is for full scans)
-                old = known.get(rel)
-                if old is not None and old.missing_since is None:
-                    self.catalog.mark_missing([old.track_id])
-                    report.removed += 1
-                    self._announce("track_removed", old.track_id)
+            self._remove_hinted(root_id, root, [known[rel] for rel in gone if rel in known], known, report)
             if files:
                 known = self.catalog.files_under(root_id)
                 subset = {rel: t for rel, t in known.items() if rel in files}
                 self._diff_root(root_id, root, files, subset, report, confirm=True, removals=False)
+
+
+def _gone(path: Path) -> bool:
+    """True when ``path`` is really not there (not: its folder cannot be read)."""
+    try:
+        os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return True
+    except OSError as exc:
+        return exc.errno == errno.ENOENT
+    return False
+
+
+def _empty(root: Path) -> bool:
+    """True when ``root`` holds nothing but our marker file (an unmounted disk's mount point)."""
+    try:
+        with os.scandir(root) as entries:
+            return all(entry.name == SENTINEL for entry in entries)
+    except OSError:
+        return False

@@ -20,6 +20,7 @@ class ScanReport:
     failed: Counter = field(default_factory=Counter)
     unavailable: list[tuple[str, str]] = field(default_factory=list)
     mass_delete_blocked: list[tuple[str, int, int]] = field(default_factory=list)
+    unreadable: list[tuple[str, str]] = field(default_factory=list)  # folders not read (path, why): kept as they were
     interrupted: bool = False
     seconds: float = 0.0
     changed_ids: list[int] = field(default_factory=list)
