@@ -20,7 +20,6 @@ from recengine.library.observers import detect_fs_type, is_network_fs
 from recengine.playback.mpd_client import MPDError
 
 INOTIFY_LIMIT = Path("/proc/sys/fs/inotify/max_user_watches")
-TOKEN_ENV = "RECENGINE_API_TOKEN"
 SYSCTL_FIX = ("echo fs.inotify.max_user_watches=524288 | sudo tee /etc/sysctl.d/40-recengine.conf "
               "&& sudo sysctl --system")
 
@@ -173,14 +172,16 @@ def _backend(engine) -> Check:
 
 
 def _api_token(config, env: Mapping[str, str]) -> Check:
-    if not config["http.enabled"]:
-        return Check("api token", True, "the HTTP API is off")
-    host = config["http.host"]
-    if env.get(TOKEN_ENV) or config["http.token"]:
-        return Check("api token", True, f"set ({TOKEN_ENV} or http.token)")
-    if host in ("localhost", "::1") or host.startswith("127."):
-        return Check("api token", True, f"{config.data_dir / 'api-token'} (generated at the first start; "
-                     f"the API listens on {host} only)")
-    return Check("api token", False, f"the API listens on {host} without a token and would not start",
-                 f"set {TOKEN_ENV} in the service's environment, or http.token")
+    from recengine.web import WebSettings
+    from recengine.web.auth import TOKEN_ENV, TOKEN_FILE
 
+    web = WebSettings.from_config(config)
+    if not web.enabled:
+        return Check("api token", True, "the HTTP API is off")
+    if env.get(TOKEN_ENV) or web.token:
+        return Check("api token", True, f"set ({TOKEN_ENV} or http.token)")
+    if web.loopback:
+        return Check("api token", True, f"{web.data_dir / TOKEN_FILE} (generated at the first start; the API "
+                     f"listens on {web.host} only)")
+    return Check("api token", False, f"the API listens on {web.host} without a token and would not start",
+                 f"set {TOKEN_ENV} in the service's environment, or http.token")
