@@ -37,7 +37,8 @@ def bars(title: str, categories: Sequence[str], series: Sequence[Series], *, sca
     values = [v for s in series for v in s.values if v is not None]
     values += [v for v in (marks.values if marks else ()) if v is not None]
     top = scale or max(values + [1e-9])
-    label_w, bar_h, gap, legend_h = 170, 14, 10, 22
+    label_w = min(320, 20 + 7 * max((len(c) for c in categories), default=0))
+    bar_h, gap, legend_h = 14, 10, 22
     plot_w = width - label_w - 60
     group_h = bar_h * len(series) + gap
     height = 30 + legend_h + group_h * len(categories)
@@ -76,7 +77,7 @@ def scatter(title: str, xs: Sequence[float], ys: Sequence[float], groups: Sequen
     counts = Counter(g for g in groups if g)
     colour = {g: PALETTE[i % len(PALETTE)] for i, (g, _) in enumerate(counts.most_common(top))}
     lo_x, hi_x, lo_y, hi_y = min(xs), max(xs), min(ys), max(ys)
-    pad, legend_w = 10, 200
+    pad, legend_w = 10, 280
 
     def px(v: float, lo: float, hi: float) -> float:
         return pad + (size - 2 * pad) * ((v - lo) / (hi - lo) if hi > lo else 0.5)
@@ -92,7 +93,7 @@ def scatter(title: str, xs: Sequence[float], ys: Sequence[float], groups: Sequen
                    f'fill="{c}" fill-opacity="0.8"/>')
     for i, (g, c) in enumerate([*colour.items(), ("other", OTHER)]):
         y = 40 + 18 * i
-        name = g if len(g) <= 26 else g[:25] + "…"
+        name = g if len(g) <= 32 else g[:31] + "…"
         n = counts[g] if g in counts else sum(v for k, v in counts.items() if k not in colour) + groups.count("")
         out.append(f'<circle cx="{size + 14}" cy="{y - 4}" r="5" fill="{c}"/>'
                    f'<text x="{size + 24}" y="{y}">{escape(name)} ({n})</text>')
