@@ -32,6 +32,8 @@ from recengine.analysis.worker import Worker, WorkerSettings
 log = logging.getLogger(__name__)
 
 TASKS_PER_WORKER = 100
+#: A pool none of whose workers is ready after this long (s) with work waiting did not start.
+START_TIMEOUT_S = 60.0
 #: Jobs per worker call: their files are decoded by one ffmpeg process (one start-up for two).
 BATCH_SIZE = 2
 
@@ -113,6 +115,7 @@ class FeaturePool:
         self._pool: cf.ProcessPoolExecutor | None = None
         self._ready: multiprocessing.SimpleQueue | None = None
         self._pids: set[int] = set()
+        self._started = 0.0
 
     @classmethod
     def for_config(cls, config_path: str | None, raw: dict, workers: int,
@@ -128,6 +131,7 @@ class FeaturePool:
         ctx.set_forkserver_preload(["recengine.analysis.executor", "numpy", "scipy.fft"])
         self._ready = ctx.SimpleQueue()
         self._pids = set()
+        self._started = time.monotonic()
         return cf.ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init_worker,
                                       initargs=(self.settings, self._ready), max_tasks_per_child=TASKS_PER_WORKER)
 
@@ -171,13 +175,14 @@ class FeaturePool:
                                 queue.append([job])
                         continue
                     yield from results
+                self._collect_pids()
+                if not self._pids and (broken or time.monotonic() - self._started > START_TIMEOUT_S):
+                    raise WorkersDidNotStart(
+                        f"the analysis worker processes {'exited' if broken else 'were not ready in time'} "
+                        "before they could take work (if you run recengine from a script, put its calls "
+                        "under `if __name__ == \"__main__\":`, since workers import the main script); "
+                        "no track was marked failed")
                 if broken:
-                    self._collect_pids()
-                    if not self._pids:
-                        raise WorkersDidNotStart(
-                            "the analysis worker processes exited before they were ready (if you run "
-                            "recengine from a script, put its calls under `if __name__ == \"__main__\":`, "
-                            "since workers import the main script); no track was marked failed")
                     for fut, batch in list(in_flight.items()):
                         queue.extend([job] for job in batch)
                         in_flight.pop(fut)
@@ -201,12 +206,18 @@ class FeaturePool:
     def _shutdown(self, cancel: bool = False) -> None:
         if self._pool is not None:
             pool, self._pool = self._pool, None
-            if cancel:
-                self._collect_pids()
-                for pid in self._pids:  # our workers only: they reported these pids when ready
-                    if _is_pool_worker(pid):
-                        with contextlib.suppress(ProcessLookupError):
-                            os.kill(pid, signal.SIGTERM)
-            pool.shutdown(wait=True, cancel_futures=True)
-            if cancel:  # workers stopped mid-batch leave scratch folders; their pids are gone now
-                sweep_batch_dirs()
+            if not cancel:
+                pool.shutdown(wait=True, cancel_futures=True)
+                return
+            # Stop taking work, then stop our workers (they reported these pids when ready) and wait
+            # for them by pid: joining the pool's manager thread after a kill can wait for ever.
+            pool.shutdown(wait=False, cancel_futures=True)
+            self._collect_pids()
+            ours = [pid for pid in self._pids if _is_pool_worker(pid)]
+            for pid in ours:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + 10
+            while any(_is_pool_worker(pid) for pid in ours) and time.monotonic() < deadline:
+                time.sleep(0.02)
+            sweep_batch_dirs()  # workers stopped mid-batch leave scratch folders; their pids are gone now

@@ -112,6 +112,8 @@ class Worker:
                 raise audio
             if audio is None:
                 raise DecodeFailure("decode_error", "no decoder accepted the file")
+            if not isinstance(audio, DecodedAudio):
+                raise TypeError(f"a load_audio implementation returned {type(audio).__name__}, not DecodedAudio")
             faultpoint("after_decode")
             _unchanged(job, "while it was decoded")  # a file rewritten meanwhile is analysed next time
             result.duration = result.tags.duration or audio.duration
@@ -122,8 +124,9 @@ class Worker:
             raise  # not this file's fault: ends the scan with the install hint
         except MemoryError:
             result.failure = ("decode_error", "out of memory while decoding")
-        except Exception as exc:  # a plugin decoder that raises something else
-            result.failure = ("decode_error", f"{type(exc).__name__}: {exc}")
+        except Exception as exc:  # noqa: BLE001 - a plugin's bad answer or our bug: never the file's fault
+            result.deferred = f"{type(exc).__name__}: {exc}"
+            log.error("%s: %s", job.path, result.deferred)
         result.seconds = time.process_time() - started
         return result, track
 

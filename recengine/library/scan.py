@@ -101,6 +101,9 @@ class Scanner:
         job = result.job
         for err in result.extractor_errors:
             log.warning("%s: extractor %s", job.path, err)
+        if result.deferred is not None:  # the engine's or a plugin's fault: the track stays pending
+            log.warning("%s: not analysed this time: %s", job.path, result.deferred)
+            return
         if result.failure is not None:
             reason, message = result.failure
             if reason == "vanished":
