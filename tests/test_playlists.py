@@ -184,7 +184,7 @@ def test_a_short_list_says_which_rule_cut_it(tmp_path, styled_library, styled_da
     short = report.short["Mix"]
     assert (short.wanted, short.got) == (10, 9)
     assert (tmp_path / "out" / "Mix.m3u8").read_text().count("#EXTINF") == 9
-    assert "playlist Mix: 9 of 10 tracks: cut by the diversity rule max_per_artist and max_per_album" in caplog.text
+    assert "playlist Mix: 9 of 10 tracks: cut by the diversity rules max_per_artist and max_per_album" in caplog.text
     assert report.short["Few"].got == 7 and "only 7 tracks are left after the filters" in report.short["Few"].reason
     assert report.as_dict()["short"]["Mix"]["got"] == 9
     config = tmp_path / "config.yaml"
@@ -192,4 +192,4 @@ def test_a_short_list_says_which_rule_cut_it(tmp_path, styled_library, styled_da
         f"library: {{folders: ['{styled_library}']}}\ndata_dir: '{tmp_path / 'data'}'\nplugin_dirs: []\n"
         "playlists:\n  - {name: Mix, size: 10}\n")
     assert main(["--config", str(config), "playlists", "refresh"]) == 0
-    assert "(9 of 10 tracks: cut by the diversity rule max_per_artist and max_per_album)" in capsys.readouterr().out
+    assert "(9 of 10 tracks: cut by the diversity rules max_per_artist and max_per_album)" in capsys.readouterr().out

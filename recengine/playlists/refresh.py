@@ -164,19 +164,22 @@ class Playlists:
     def _cut_by(self, request: Request, got: int) -> str:
         """Which ``diversity:`` rule made the list shorter: each is switched off in turn and the
         list asked for again; with none to blame, there were too few candidates."""
-        every = self.recommend(replace(request, diversity={**request.diversity, **_RELAXED}))
-        if len(every) <= got:
+
+        def count(rules: dict[str, Any]) -> int:
+            return len(self.recommend(replace(request, diversity={**request.diversity, **rules})))
+
+        unbound = count(_RELAXED)
+        if unbound <= got:
             return (f"only {got} tracks are left after the filters, the seeds, dislikes and what "
                     f"{request.user} already liked or played")
-        def count(diversity: dict[str, Any]) -> int:
-            return len(self.recommend(replace(request, diversity={**request.diversity, **diversity})))
-
         # a rule whose removal alone lengthens the list; else each rule that alone shortens it
         cut = [rule for rule, off in _RELAXED.items() if count({rule: off}) > got]
         if not cut:
-            cut = [rule for rule in _RELAXED if count({r: off for r, off in _RELAXED.items() if r != rule}) < len(every)]
+            cut = [rule for rule in _RELAXED if count({r: off for r, off in _RELAXED.items() if r != rule}) < unbound]
+        if not cut:
+            return "cut by the diversity rules together"
         named = [rule if rule not in request.diversity else f"{rule}={request.diversity[rule]}" for rule in cut]
-        return "cut by the diversity rule " + " and ".join(named) if named else "cut by the diversity rules together"
+        return f"cut by the diversity rule{'s' if len(named) > 1 else ''} {' and '.join(named)}"
 
     # writing ----------------------------------------------------------------------------------------
 
