@@ -161,4 +161,7 @@ def test_cli_too_little_history_exits_0_and_says_how_much(tmp_path, capsys):
     assert page.count("<svg") >= 3 and "http" not in page.replace("http://www.w3.org/2000/svg", "")
     assert main(["--config", str(config), "evaluate", "--user", "alice", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert data["too_little_history"] is None and {m["name"] for m in data["replay"]} >= {"popularity", "random"}
+    assert data["too_little_history"] is None
+    # a config without recipes: the mix `recengine recommend` uses, and the baselines
+    assert [(m["name"], m["recipes"]) for m in data["replay"]] == [
+        ("taste=1+diversity=0.5+discovery=0.1", ["recengine recommend"]), ("popularity", []), ("random", [])]

@@ -38,6 +38,8 @@ if TYPE_CHECKING:
 
 K = 10
 POPULAR, RANDOM = "popularity", "random"
+#: name -> (the recipes using it, strategies and weights, diversity options)
+Mixes = Mapping[str, tuple[tuple[str, ...], dict[str, float], dict[str, Any]]]
 
 
 def hit_rate(ranked: Sequence[int], truth: set[int], k: int = K) -> float:
@@ -104,8 +106,7 @@ class Replay:
         self.config = config
         self.progress = progress
 
-    def run(self, split: Split, mixes: Mapping[str, tuple[tuple[str, ...], dict[str, float], dict[str, Any]]],
-            k: int = K) -> list[MixResult]:
+    def run(self, split: Split, mixes: Mixes, k: int = K) -> list[MixResult]:
         """``mixes``: name -> (recipe names, strategies, diversity options). Baselines come last."""
         view = HistoryBefore(self.catalog, split.cutoff)
         recommender = Recommender(view, self.index, self.scorers, self.config)

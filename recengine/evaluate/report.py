@@ -27,9 +27,10 @@ from recengine.evaluate.hearing import (
     vector_row,
 )
 from recengine.evaluate.history import TooLittleHistory, split_history
-from recengine.evaluate.replay import MixResult, Replay
+from recengine.evaluate.replay import Mixes, MixResult, Replay
 from recengine.index.vectors import Projection, Scaler
 from recengine.models import Recommendation, Track
+from recengine.recommend.ranking import DEFAULT_STRATEGIES
 
 if TYPE_CHECKING:
     from recengine.catalog import Catalog
@@ -93,17 +94,22 @@ def _rounded(value: Any) -> Any:
     return value
 
 
-def recipe_mixes(recipes: Recipes, user: str) -> dict[str, tuple[tuple[str, ...], dict[str, float], dict[str, Any]]]:
-    """Each distinct strategy mix of ``user``'s recommending recipes (not paths): a name, the
-    recipes that use it, its strategies and diversity options."""
-    mixes: dict[str, tuple[tuple[str, ...], dict[str, float], dict[str, Any]]] = {}
+def mix_name(strategies: dict[str, float]) -> str:
+    return "+".join(f"{s}={w:g}" for s, w in strategies.items() if w > 0)
+
+
+def recipe_mixes(recipes: Recipes, user: str) -> Mixes:
+    """Each distinct strategy mix of ``user``'s personal recipes (kind ``user``; the seeded kinds
+    rank around their seeds, not a history): its name, the recipes that use it, its strategies and
+    diversity options. Without such a recipe, the mix ``recengine recommend`` uses."""
+    mixes: dict = {}
     for recipe in recipes:
-        if recipe.kind == "path" or recipe.user != user:
+        if recipe.kind != "user" or recipe.user != user:
             continue
-        name = "+".join(f"{s}={w:g}" for s, w in recipe.strategies.items() if w > 0)
+        name = mix_name(recipe.strategies)
         names, strategies, diversity = mixes.get(name, ((), recipe.strategies, recipe.diversity))
         mixes[name] = ((*names, recipe.name), strategies, diversity)
-    return mixes
+    return mixes or {mix_name(DEFAULT_STRATEGIES): (("recengine recommend",), dict(DEFAULT_STRATEGIES), {})}
 
 
 class Evaluation:
@@ -114,7 +120,7 @@ class Evaluation:
         self.progress = progress
 
     def run(self, user: str, *, since_days: float | None = None, cutoff: float | None = None,
-            mixes: dict | None = None, now: float | None = None) -> Report:
+            mixes: Mixes | None = None, now: float | None = None) -> Report:
         """The whole report. ``since_days``: the truth is the last that many days (default: the
         newest 20 % of the events, at least a day); ``cutoff`` sets the moment itself; ``mixes``
         replaces the recipes' strategy mixes (name -> (recipes, strategies, diversity))."""
