@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import mmap
 import os
 import tempfile
 from pathlib import Path
@@ -103,7 +104,10 @@ def item_vectors(path: Path, dim: int, metric: str, n_items: int) -> np.ndarray:
     if not n_items:
         return np.zeros((0, dim), np.float32)
     header, _ = LAYOUT[metric]
-    nodes = np.memmap(path, dtype="<i4", mode="r", shape=(n_items, _node_words(dim, metric)))
+    words = _node_words(dim, metric)
+    with open(path, "rb") as f:  # a plain array over the map (np.memmap's indexing costs ~25 us a call)
+        mapped = mmap.mmap(f.fileno(), 4 * words * n_items, access=mmap.ACCESS_READ)
+    nodes = np.frombuffer(mapped, dtype="<i4").reshape(n_items, words)
     return nodes[:, header // 4 :].view("<f4")
 
 

@@ -273,23 +273,26 @@ class IndexStore:
     def vectors(self, track_ids: Iterable[int]) -> dict[int, np.ndarray]:
         """The stored vector (float32) of each of ``track_ids`` that is in the index, in the order
         given: a fresh one from the delta, else the generation's; removed tracks have none."""
-        ids = np.fromiter(dict.fromkeys(int(t) for t in track_ids), np.int64)
+        ids = list(dict.fromkeys(int(t) for t in track_ids))
+        found: dict[int, np.ndarray] = {}
         with self._reading() as (gen, snap):
-            dim = gen.dim if gen else self._dim
-            if dim is None or not len(ids):
-                return {}
-            out = np.zeros((len(ids), dim), np.float32)
-            rows = snap.lookup.positions(ids)
-            fresh = rows >= 0
-            out[fresh] = snap.vecs[rows[fresh]]
-            found = fresh.copy()
+            if not ids:
+                return found
+            want = np.asarray(ids, np.int64)
+            rows = snap.lookup.positions(want) if len(snap.ids) else np.full(len(ids), -1, np.int64)
+            items = np.full(len(ids), -1, np.int64)
             if gen is not None and gen.anns:
-                hidden = np.fromiter((t in snap.hidden for t in ids.tolist()), bool, len(ids))
-                items = np.where(fresh | hidden, -1, gen.items_of(ids))
-                stored = items >= 0
-                out[stored] = gen.vectors_of(items[stored])
-                found |= stored
-        return {int(ids[i]): out[i] for i in np.flatnonzero(found)}
+                items = np.where(rows >= 0, -1, gen.items_of(want))
+                if snap.hidden:
+                    items[[t in snap.hidden for t in ids]] = -1
+            fresh = iter(snap.vecs[rows[rows >= 0]])
+            stored = iter(gen.vectors_of(items[items >= 0]) if gen is not None else ())
+            for tid, row, item in zip(ids, rows.tolist(), items.tolist(), strict=True):
+                if row >= 0:
+                    found[tid] = next(fresh)
+                elif item >= 0:
+                    found[tid] = next(stored)
+        return found
 
     def vector(self, track_id: int) -> np.ndarray | None:
         """The vector stored for ``track_id`` (float32), or None if unknown or removed."""

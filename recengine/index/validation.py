@@ -73,6 +73,6 @@ class IdLookup:
         """Position of each of ``track_ids`` in ``ids``, -1 where it is not there."""
         if not len(self.ids):
             return np.full(len(track_ids), -1, np.int64)
-        pos = np.searchsorted(self.ids, track_ids, sorter=self.order).clip(0, len(self.ids) - 1)
-        found = self.order[pos]
+        pos = np.searchsorted(self.ids, track_ids, sorter=self.order)
+        found = self.order[np.minimum(pos, len(self.ids) - 1, out=pos)]
         return np.where(self.ids[found] == track_ids, found, -1)
