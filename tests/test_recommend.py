@@ -107,3 +107,16 @@ def test_history_events_fire_the_hook(styled):
     styled.record("erin", t.path, "like")
     assert [e.kind for e in seen] == ["like"] and seen[0].track_id == t.track_id
     assert styled.catalog.events("erin")[0].kind == "like"
+
+
+def test_the_reason_names_skips_only_when_something_was_skipped(styled):
+    """Issue 12 item 9: "nothing like what you skipped" appeared when nothing was skipped."""
+    tracks = {t.relpath: t.track_id for t in styled.catalog.tracks()}
+    styled.record("ivy", tracks["tones/tones0.flac"], "like")
+    styled.record("ivy", tracks["noise/noise0.flac"], "dislike")
+    whys = [r.why for r in styled.recommend("ivy", 10, strategies={"taste": 1.0})]
+    assert whys and not any("skipped" in w for w in whys)
+    assert any("disliked" in w for w in whys)
+    styled.record("ivy", tracks["noise/noise1.ogg"], "skip", listened_s=3)
+    whys = [r.why for r in styled.recommend("ivy", 10, strategies={"taste": 1.0})]
+    assert any("skipped" in w for w in whys)

@@ -48,6 +48,10 @@ class TasteScorer:
         if neg:
             neg_w = np.array([min(1.0, w) for _, w, _ in neg])
             neg_m = np.stack([v for _, _, v in neg])
+            skipped = any(t not in profile.disliked for t, _, _ in neg)
+            pushed_by = "what you skipped" if skipped else "what you disliked"
+            if skipped and any(t in profile.disliked for t, _, _ in neg):
+                pushed_by = "what you skipped or disliked"
         out = []
         for track in candidates:
             vec = vectors.get(track.track_id)
@@ -69,9 +73,10 @@ class TasteScorer:
                 push = min(1.0, float(pushes.sum()))
                 if push > 0.3:
                     worst = neg[int(np.argmax(pushes))][0]
-                    reason += f"; a little like {names.get(worst, 'something you skipped')}"
+                    what = "something you disliked" if worst in profile.disliked else "something you skipped"
+                    reason += f"; a little like {names.get(worst, what)}"
                 else:
-                    reason += "; nothing like what you skipped"
+                    reason += f"; nothing like {pushed_by}"
             # pull and push are in [-1, 1] and [0, 1]: map their difference onto [0, 1]
             value = (pull - NEGATIVE_STRENGTH * push + 1.0) / (2.0 + NEGATIVE_STRENGTH)
             out.append((float(np.clip(value, 0.0, 1.0)), reason.strip("; ")))

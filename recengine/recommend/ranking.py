@@ -95,6 +95,7 @@ class Recommender:
         ids = self._candidates(profile, req)
         tracks: dict[int, Track] = self.catalog.tracks_by_ids(ids)
         cands = [tracks[t] for t in ids if t in tracks and req.filters.allows(tracks[t])]
+        cands = self._same_audio_as_known(cands, profile, req)
         if not cands:
             return []
         known = set(profile.positives) | set(profile.negatives) | set(req.seeds)
@@ -110,6 +111,27 @@ class Recommender:
             if rerank is not None and weight > 0:
                 ranked = rerank(ranked, profile, context)
         return ranked[: req.n]
+
+    def _same_audio_as_known(self, cands: list[Track], profile: Profile, req: Request) -> list[Track]:
+        """Same audio is the same track: a copy of a disliked, already known or seed track is left
+        out like the track itself, and a copy of a recently played one counts as recently played."""
+        blocked = profile.disliked | set(req.seeds) | (set() if req.include_known else set(profile.positives))
+        known = self.catalog.tracks_by_ids(blocked | set(profile.recent))
+        blocked_sigs = {t.content_sig for tid, t in known.items() if tid in blocked}
+        recent_sigs: dict[str, float] = {}
+        for tid, at in profile.recent.items():
+            if tid in known:
+                sig = known[tid].content_sig
+                recent_sigs[sig] = max(recent_sigs.get(sig, 0.0), at)
+        kept = []
+        for track in cands:
+            if track.content_sig in blocked_sigs:
+                continue
+            if track.content_sig in recent_sigs:
+                profile.recent[track.track_id] = max(profile.recent.get(track.track_id, 0.0),
+                                                     recent_sigs[track.content_sig])
+            kept.append(track)
+        return kept
 
     def _rank(self, cands: list[Track], profile: Profile, context: ScoringContext,
               strategies: dict[str, float]) -> list[Recommendation]:
