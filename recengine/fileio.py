@@ -5,12 +5,14 @@ they are never written in place: :func:`atomic_write` writes a temp file in the 
 fsyncs it, renames it over the target with :func:`os.replace` and fsyncs the directory. A reader
 sees the whole old file or the whole new one, and after a crash the target is one of the two.
 Temp files a crash leaves behind are removed by :func:`sweep_stale_temps` at startup.
+:class:`PidLock` is the one lock-file implementation (the daemon's data-dir lock, the writer lock).
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import os
 import re
 import stat
@@ -188,3 +190,54 @@ def read_head(path: str | os.PathLike[str], limit: int = 64 * 1024) -> bytes | N
         return None
     with f:
         return f.read(limit)
+
+
+class PidLock:
+    """An exclusive ``flock`` on a file that holds the holder's pid. The kernel releases it when the
+    holder exits, however it exits, so a lock file left behind never blocks anyone."""
+
+    def __init__(self, path: str | os.PathLike[str]):
+        self.path = Path(path)
+        self._fh = None
+
+    def acquire(self, *, blocking: bool = False) -> bool:
+        """Take the lock (waiting for it when ``blocking``); False when another process holds it."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(self.path, "a+")
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        except BlockingIOError:
+            fh.close()
+            return False
+        except BaseException:  # Ctrl-C while waiting
+            fh.close()
+            raise
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"{os.getpid()}\n")
+        fh.flush()
+        self._fh = fh
+        return True
+
+    def release(self) -> None:
+        if self._fh is not None:
+            with contextlib.suppress(OSError):
+                self._fh.seek(0)
+                self._fh.truncate()
+            self._fh.close()
+            self._fh = None
+
+    def holder(self) -> int | None:
+        """The pid of the process holding the lock (-1 if it wrote none), or None when it is free."""
+        try:
+            fh = open(self.path)
+        except FileNotFoundError:
+            return None
+        with fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                text = fh.read().strip()
+                return int(text) if text.isdigit() else -1
+            fcntl.flock(fh, fcntl.LOCK_UN)
+        return None

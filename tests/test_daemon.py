@@ -771,3 +771,44 @@ def test_unusable_catalog_stops_the_daemon_with_exit_code_3(tmp_path, daemon_run
     log = run.log()
     assert "catalog.db" in log and "there is no backup" in log and "exit code 3" in log
     assert "Traceback" not in log
+
+
+def test_scan_while_the_daemon_works_waits_for_it(tmp_path, daemon_run):
+    """issue 12 item 8: one writer per data dir: `recengine scan` started while the daemon analyses
+    the library waits (and says so) instead of reconciling and decoding the same files alongside it."""
+    run, _ = _slow_scan_under_way(tmp_path, daemon_run, 4)
+    scan = run.cli("scan", timeout=120)
+    assert scan.returncode == 0, scan.stderr
+    assert "waiting until it has finished its current work" in scan.stderr
+    run.wait_ok(40)
+    run.wait_quiet()
+    assert "UNIQUE constraint" not in run.log()
+    assert run.stop()[0] == 0
+    decodes = Counter(run.decodes())
+    assert len(decodes) == 40 and max(decodes.values()) == 1, decodes.most_common(3)
+    check_invariants(run)
+
+
+def test_daemon_waits_while_a_scan_holds_the_writer_lock(tmp_path, daemon_run):
+    """issue 12 item 8, the other way round: while another process holds the writer lock the
+    daemon keeps its work for later (status "waiting"), then does it."""
+    from recengine.fileio import PidLock
+
+    lib = tmp_path / "lib"
+    make_tracks(lib, range(2))
+    run = daemon_run([lib])
+    run.start()
+    run.wait_running()
+    run.wait_ok(2)
+    held = PidLock(run.data / "writer.lock")
+    wait_for(held.acquire, 10, "the writer lock")
+    try:
+        write_wav(lib / "late.wav", 77)
+        wait_for(lambda: run.status().get("state") == "waiting", 15, "the daemon to wait")
+        time.sleep(1.0)
+        assert run.ok() == 2
+    finally:
+        held.release()
+    run.wait_ok(3)
+    run.wait_quiet()
+    assert run.stop()[0] == 0

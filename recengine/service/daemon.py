@@ -119,7 +119,7 @@ class Daemon:
                 self._start_player()
                 self._start_http()
                 notify_ready()  # watching now: what the start-up reconcile finds is work, not start-up
-                self._attempt(lambda: self.full_reconcile("startup"))
+                self._attempt(functools.partial(self._turn, ["startup"], [], []))
                 # recipes may be new or changed since the last run: make each once (a file whose
                 # bytes would not change is left alone)
                 for recipe in self.engine.playlists.recipes:
@@ -245,11 +245,37 @@ class Daemon:
     def _turn(self, reconcile: list[str], settled: list[Path], removed: list[Path]) -> None:
         if self.reloader.pending:
             self._reload()
-        if reconcile:
-            self.full_reconcile(", ".join(sorted(set(reconcile))))
-        elif settled or removed:
-            self.apply_hints(settled, removed)
-        self._maintain()
+        with self.scanner.writing(wait=False) as mine:
+            if not mine:
+                self._wait_for_writer(reconcile, settled, removed)
+                return
+            if self.state == "waiting":  # a scan changed the catalog meanwhile: search and list it
+                log.info("the other writer is done; going on")
+                self.state = "watching"
+                self.engine.index.refresh()
+                self._inputs_changed("library")
+            if reconcile:
+                self.full_reconcile(", ".join(sorted(set(reconcile))))
+            elif settled or removed:
+                self.apply_hints(settled, removed)
+            self._maintain()
+
+    def _wait_for_writer(self, reconcile: list[str], settled: list[Path], removed: list[Path]) -> None:
+        """Another process (``recengine scan``) holds the writer lock: keep this turn's work for
+        later, say so in status, look again in a second."""
+        if self.state != "waiting":
+            log.info("another recengine (pid %s) is updating the catalog; waiting for it",
+                     self.scanner.writer_lock.holder())
+            self.state = "waiting"
+        if settled:
+            self.hints.put(("settled", settled))
+        if removed:
+            self.hints.put(("removed", removed))
+        for reason in reconcile:
+            self.hints.put(("reconcile", reason))
+        if time.monotonic() - self._last_status >= self.status_interval_s:
+            self.write_status()
+        self.stop_event.wait(1.0)
 
     def _attempt(self, work: Callable[[], None]) -> bool:
         """Run one turn of work: a failure is retried later (backing off), an unusable catalog
