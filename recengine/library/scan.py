@@ -2,11 +2,14 @@
 
 Reconciling is :mod:`recengine.library.reconcile`. Featurising runs on a feature executor (the
 worker-process pool of :mod:`recengine.analysis.executor`); every result is committed as it
-arrives, so an interrupted scan loses nothing and the next one continues.
+arrives, so an interrupted scan loses nothing and the next one continues. One process at a time
+reconciles and featurises a catalog (:meth:`Scanner.writing`): ``recengine scan`` waits, saying
+so, while the daemon works on the same data dir, and the daemon waits while a scan runs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import time
@@ -16,11 +19,15 @@ from typing import Protocol
 
 from recengine.analysis import FeatureJob, FeatureResult
 from recengine.catalog import Catalog
+from recengine.fileio import PidLock
 from recengine.library.reconcile import Reconciler
 from recengine.library.report import ScanReport
 from recengine.library.settings import ScanSettings
 
 log = logging.getLogger(__name__)
+
+#: The writer lock beside the catalog: one process reconciles and featurises a data dir at a time.
+WRITER_LOCK = "writer.lock"
 
 
 class FeatureExecutor(Protocol):
@@ -49,8 +56,25 @@ class Scanner:
         self._executor = executor
         self.emit = emit
         self.reconciler = Reconciler(catalog, settings, emit, ignore_dirs=ignore_dirs)
+        self.writer_lock = PidLock(catalog.path.parent / WRITER_LOCK)
         self.out = out if out is not None else sys.stderr
         self.progress = self.out.isatty() if progress is None else progress
+
+    @contextlib.contextmanager
+    def writing(self, *, wait: bool) -> Iterator[bool]:
+        """Hold the catalog's writer lock for a reconcile and featurise (yields True), or, when
+        another process holds it and not ``wait``, yield False at once."""
+        mine = self.writer_lock.acquire()
+        if not mine and wait:
+            log.warning("another recengine (pid %s, the daemon?) is updating %s; waiting until it has "
+                        "finished its current work (the daemon keeps the library up to date by itself; "
+                        "Ctrl-C stops waiting)", self.writer_lock.holder(), self.catalog.path.parent)
+            mine = self.writer_lock.acquire(blocking=True)
+        try:
+            yield mine
+        finally:
+            if mine:
+                self.writer_lock.release()
 
     # reconcile ----------------------------------------------------------------------------------
 
@@ -133,9 +157,10 @@ class Scanner:
         started = time.monotonic()
         report = ScanReport()
         try:
-            self.reconcile(report, confirm_mass_delete=confirm_mass_delete)
-            if featurise:
-                self.featurise(report, retry_failed=retry_failed, workers=workers)
+            with self.writing(wait=True):
+                self.reconcile(report, confirm_mass_delete=confirm_mass_delete)
+                if featurise:
+                    self.featurise(report, retry_failed=retry_failed, workers=workers)
         finally:
             report.seconds = time.monotonic() - started
         return report
