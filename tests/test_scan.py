@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import textwrap
@@ -412,3 +413,37 @@ def test_subfolder_unreadable_during_a_scan_keeps_its_tracks(tmp_path, counting)
     finally:
         (base / "lib" / "closed").chmod(0o755)
         shutil.rmtree(base)
+
+
+def test_special_files_are_listed_as_skipped_with_a_reason(tmp_path, counting):
+    """issue 12 item 17: FIFOs, devices, symlink loops, dangling symlinks and symlinks out of the
+    library are not silently left out: the scan reports each with a reason class and the catalog
+    keeps the list (recengine status --json: catalog.skipped)."""
+    lib, outside = tmp_path / "lib", tmp_path / "outside"
+    encode(tone(440, 1.2), lib / "good.wav")
+    encode(tone(660, 1.2), outside / "x.wav")
+    os.mkfifo(lib / "pipe.wav")
+    os.symlink("loop.mp3", lib / "loop.mp3")
+    os.symlink(outside / "x.wav", lib / "out.wav")
+    os.symlink("/dev/zero", lib / "zero.wav")
+    os.symlink("missing.wav", lib / "dangling.wav")
+    os.symlink(outside, lib / "elsewhere")
+    expected = {"pipe.wav": "fifo", "loop.mp3": "symlink_loop", "out.wav": "symlink_outside",
+                "zero.wav": "symlink_outside", "dangling.wav": "broken_symlink", "elsewhere": "directory_symlink"}
+    try:
+        os.mknod(lib / "tty.wav", 0o600 | stat.S_IFCHR, os.makedev(1, 3))
+        expected["tty.wav"] = "device"
+    except (PermissionError, OSError):
+        pass  # no CAP_MKNOD here
+    with open_engine(tmp_path, [lib], counting.dir) as engine:
+        report = engine.scan()
+        assert report.added == 1 and report.featurised == 1
+        assert {Path(p).name: r for p, r in report.skipped} == expected
+        assert f"{len(expected)} skipped (" in report.summary() and "fifo 1" in report.summary()
+        listed = {Path(k.path).name: k.reason for k in engine.catalog.skipped()}
+        assert listed == expected and engine.catalog.counts()["skipped"] == len(expected)
+        assert dict((k.path.rsplit("/", 1)[1], k.detail) for k in engine.catalog.skipped())["out.wav"] == str(outside / "x.wav")
+        (lib / "pipe.wav").unlink()
+        engine.scan()
+        assert {Path(k.path).name for k in engine.catalog.skipped()} == set(expected) - {"pipe.wav"}
+    assert counting.calls() == 1

@@ -5,7 +5,8 @@ from recengine.catalog.catalog import Catalog
 from recengine.catalog.db import CatalogCorrupt, CatalogError, CatalogFull
 from recengine.catalog.failures import Failure
 from recengine.catalog.schema import MIGRATIONS, SCHEMA_VERSION
+from recengine.catalog.skipped import Skipped
 from recengine.catalog.tracks import TrackFile
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "Catalog", "CatalogCorrupt", "CatalogError", "CatalogFull", "Failure",
-           "TrackFile", "backup_if_due", "existing_backups"]
+           "Skipped", "TrackFile", "backup_if_due", "existing_backups"]

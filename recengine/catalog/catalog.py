@@ -17,10 +17,12 @@ from recengine.catalog.listens import ListenStore
 from recengine.catalog.meta import MetaStore
 from recengine.catalog.playlists import PlaylistStore
 from recengine.catalog.schema import Schema
+from recengine.catalog.skipped import SkippedStore
 from recengine.catalog.tracks import TrackStore
 
 
-class Catalog(TrackStore, FeatureStore, FailureStore, HistoryStore, ListenStore, PlaylistStore, MetaStore, Schema):
+class Catalog(TrackStore, FeatureStore, FailureStore, HistoryStore, ListenStore, PlaylistStore, MetaStore, SkippedStore,
+              Schema):
     """The SQLite catalog. Thread-safe: writes serialise on a lock, reads use per-thread connections.
 
     Opening checks the file (``quick_check``) and brings its schema up to date (``migrate``;

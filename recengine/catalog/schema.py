@@ -154,8 +154,25 @@ def _v5(db: sqlite3.Connection) -> None:
     )
 
 
+def _v6(db: sqlite3.Connection) -> None:
+    """Files a scan leaves out and why (FIFOs, devices, symlink loops, symlinks out of the library,
+    unreadable folders), so a user can see why a file is not in the catalog."""
+    _script(db,
+        """
+        CREATE TABLE skipped (
+            root_id INTEGER NOT NULL REFERENCES roots(root_id),
+            relpath TEXT NOT NULL,
+            reason  TEXT NOT NULL,
+            detail  TEXT NOT NULL DEFAULT '',
+            at      REAL NOT NULL,
+            PRIMARY KEY (root_id, relpath)
+        );
+        """
+    )
+
+
 #: MIGRATIONS[i] takes the schema from version i to i + 1.
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_v1, _v2, _v3, _v4, _v5)
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_v1, _v2, _v3, _v4, _v5, _v6)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

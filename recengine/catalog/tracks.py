@@ -171,4 +171,5 @@ class TrackStore(Database):
             key = "missing" if missing else status
             out[key] = out.get(key, 0) + n
         out["failures"] = self.query("SELECT count(*) FROM failures")[0][0]
+        out["skipped"] = self.query("SELECT count(*) FROM skipped")[0][0]
         return out

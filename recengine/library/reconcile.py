@@ -60,13 +60,28 @@ class FoundFile:
     inode: int
 
 
+@dataclass(frozen=True)
+class Skip:
+    """A file left out on purpose: ``reason`` is a class (see :mod:`recengine.catalog.skipped`)."""
+
+    relpath: str
+    reason: str
+    detail: str = ""
+
+
 @dataclass
 class Walk:
-    """What a walk of one root found: audio files, and folders it could not read (relative
-    path -> why): nothing under those is taken for gone."""
+    """What a walk of one root found: audio files, files left out and why, and folders it could
+    not read (relative path -> why): nothing under those is taken for gone."""
 
     files: dict[str, FoundFile] = field(default_factory=dict)
+    skipped: list[Skip] = field(default_factory=list)
     unreadable: dict[str, str] = field(default_factory=dict)
+
+    def skip_rows(self) -> list[tuple[str, str, str]]:
+        """``(relpath, reason, detail)`` of everything left out, unreadable folders included."""
+        return [*((k.relpath, k.reason, k.detail) for k in self.skipped),
+                *((folder, "unreadable_folder", why) for folder, why in self.unreadable.items())]
 
     def hidden(self, relpath: str) -> bool:
         """True when ``relpath`` lies under a folder that could not be read."""
@@ -81,12 +96,35 @@ class RootState:
     walk: Walk = field(default_factory=Walk)
 
 
+def examine(root: Path, rel: str, *, symlink: bool) -> FoundFile | Skip:
+    """The audio file at ``root/rel`` if it may be analysed: a regular file, or a symlink to one
+    inside the root; else why it is left out. OSError: it vanished or cannot be read."""
+    path = os.path.join(root, rel)
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        if symlink and exc.errno == errno.ELOOP:
+            return Skip(rel, "symlink_loop", os.readlink(path))
+        if symlink and exc.errno in (errno.ENOENT, errno.ENOTDIR):
+            return Skip(rel, "broken_symlink", os.readlink(path))
+        raise
+    if symlink:
+        target = os.path.realpath(path)
+        if stat.S_ISDIR(st.st_mode):
+            return Skip(rel, "directory_symlink", target)
+        if not target.startswith(os.path.realpath(root) + os.sep):
+            return Skip(rel, "symlink_outside", target)
+    if stat.S_ISREG(st.st_mode):
+        return FoundFile(rel, st.st_size, st.st_mtime_ns, st.st_ino)
+    kind = "fifo" if stat.S_ISFIFO(st.st_mode) else "socket" if stat.S_ISSOCK(st.st_mode) else "device"
+    return Skip(rel, kind)
+
+
 def walk_root(root: Path, extensions: frozenset[str], exclude: Iterable[str], skip_dirs: Iterable[Path]) -> Walk:
     """Audio files under ``root``: regular files only, directory symlinks not followed, file
-    symlinks only when they point inside the root; and the folders that could not be read."""
+    symlinks only when they point inside the root; what was left out and why; and the folders
+    that could not be read."""
     walk = Walk()
-    found = walk.files
-    real_root = os.path.realpath(root)
     skip = {os.path.realpath(d) for d in skip_dirs}
     exclude = list(exclude)
     stack = [str(root)]
@@ -105,21 +143,20 @@ def walk_root(root: Path, extensions: frozenset[str], exclude: Iterable[str], sk
                     if not entry.name.startswith(".") and os.path.realpath(entry.path) not in skip:
                         stack.append(entry.path)
                     continue
-                if os.path.splitext(entry.name)[1].lower() not in extensions:
+                symlink = entry.is_symlink()
+                if os.path.splitext(entry.name)[1].lower() not in extensions and not (
+                        symlink and not entry.name.startswith(".") and entry.is_dir()):
                     continue
                 rel = os.path.relpath(entry.path, root)
                 if any(fnmatch.fnmatch(rel, pat) for pat in exclude):
                     continue
-                if entry.is_symlink():
-                    target = os.path.realpath(entry.path)
-                    if not target.startswith(real_root + os.sep):
-                        continue
-                st = entry.stat(follow_symlinks=True)
-                if not stat.S_ISREG(st.st_mode):
-                    continue
-                found[rel] = FoundFile(rel, st.st_size, st.st_mtime_ns, st.st_ino)
+                found = examine(root, rel, symlink=symlink)
             except OSError:
                 continue  # vanished or unreadable entry: the next reconcile sees it again
+            if isinstance(found, Skip):
+                walk.skipped.append(found)
+            else:
+                walk.files[rel] = found
     return walk
 
 
@@ -200,6 +237,8 @@ class Reconciler:
                 log.warning("%s is unavailable: %s; nothing under it is changed", root, state.reason)
                 continue
             report.unreadable += [(str(root / folder), why) for folder, why in state.walk.unreadable.items()]
+            report.skipped += [(str(root / k.relpath), k.reason) for k in state.walk.skipped]
+            self.catalog.replace_skipped(root_id, state.walk.skip_rows())
             known = {rel: t for rel, t in known.items() if not state.walk.hidden(rel)}
             self._diff_root(root_id, root, state.walk.files, known, report, confirm_mass_delete)
         self._purge(report)
@@ -343,18 +382,25 @@ class Reconciler:
             if hit is None or not _gone(path):
                 continue
             by_root.setdefault(hit[0], ({}, set()))[1].add(hit[1])
+        skipped: dict[Path, list[Skip]] = {}
         for path in settled:
             hit = self._root_of(path)
             if hit is None or os.path.splitext(str(path))[1].lower() not in extensions:
                 continue
             try:
-                st = os.stat(path)
+                found = examine(hit[0], hit[1], symlink=os.path.islink(path))
             except OSError:
                 by_root.setdefault(hit[0], ({}, set()))[1].add(hit[1])
                 continue
-            if stat.S_ISREG(st.st_mode):
-                by_root.setdefault(hit[0], ({}, set()))[0][hit[1]] = FoundFile(hit[1], st.st_size, st.st_mtime_ns,
-                                                                              st.st_ino)
+            if isinstance(found, Skip):
+                skipped.setdefault(hit[0], []).append(found)
+            else:
+                by_root.setdefault(hit[0], ({}, set()))[0][hit[1]] = found
+        for root, skips in skipped.items():
+            root_id = self.catalog.root_id(str(root))
+            for k in skips:
+                self.catalog.note_skipped(root_id, k.relpath, k.reason, k.detail)
+                report.skipped.append((str(root / k.relpath), k.reason))
         for root, (files, gone) in by_root.items():
             state = self.check_root(root)
             if not state.available:
@@ -362,6 +408,7 @@ class Reconciler:
                 continue
             root_id = self.catalog.root_id(str(root))
             known = self.catalog.files_under(root_id)
+            self.catalog.forget_skipped(root_id, [*gone, *files])
             self._remove_hinted(root_id, root, [known[rel] for rel in gone if rel in known], known, report)
             if files:
                 known = self.catalog.files_under(root_id)

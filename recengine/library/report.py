@@ -21,6 +21,7 @@ class ScanReport:
     unavailable: list[tuple[str, str]] = field(default_factory=list)
     mass_delete_blocked: list[tuple[str, int, int]] = field(default_factory=list)
     unreadable: list[tuple[str, str]] = field(default_factory=list)  # folders not read (path, why): kept as they were
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason class) left out on purpose
     interrupted: bool = False
     seconds: float = 0.0
     changed_ids: list[int] = field(default_factory=list)
@@ -33,6 +34,10 @@ class ScanReport:
             parts.append(f"{failed} failed (" + ", ".join(f"{k} {v}" for k, v in sorted(self.failed.items())) + ")")
         else:
             parts.append("0 failed")
+        if self.skipped or self.unreadable:
+            kinds = Counter(reason for _, reason in self.skipped) + Counter({"unreadable_folder": len(self.unreadable)})
+            parts.append(f"{len(self.skipped) + len(self.unreadable)} skipped ("
+                         + ", ".join(f"{k} {v}" for k, v in sorted(kinds.items()) if v) + ")")
         if self.purged:
             parts.append(f"{self.purged} forgotten (missing too long)")
         return ", ".join(parts) + f" in {self.seconds:.1f} s"

@@ -461,10 +461,12 @@ class Daemon:
         index = self.engine.index  # opening loads the newest generation, it never builds one
         configured = {os.path.abspath(f) for f in self.engine.config.library_folders}
         roots = {path: state for _, path, state in self.engine.catalog.roots() if path in configured}
+        counts = self.engine.catalog.counts()
         return {
             "health": "degraded" if any(s != "available" for s in roots.values()) else "ok",
             "roots": roots,
-            "failures": self.engine.catalog.counts()["failures"],
+            "failures": counts["failures"],
+            "skipped": counts["skipped"],
             "index": {
                 "generation": index.store.generation,
                 "size": index.store.size,
