@@ -688,14 +688,22 @@ def test_changes_while_stopped_are_caught_up_at_startup(tmp_path, daemon_run):
     check_invariants(run)
 
 
-def test_daemon_backs_the_catalog_up_daily(tmp_path, daemon_run):
-    """issue 12 item 10: the running daemon copies the catalog (VACUUM INTO) into data/backups."""
+def _watching(tmp_path, daemon_run, *, plugin: str = "", **overrides: Any) -> tuple[DaemonRun, Path]:
+    """A daemon watching a library of two tracks, both analysed (``plugin``: a drop-in written first)."""
     lib = tmp_path / "lib"
     make_tracks(lib, range(2))
-    run = daemon_run([lib], catalog={"backups": 2})
+    run = daemon_run([lib], **overrides)
+    if plugin:
+        (run.plugins / "extra.py").write_text(plugin)
     run.start()
     run.wait_running()
     run.wait_ok(2)
+    return run, lib
+
+
+def test_daemon_backs_the_catalog_up_daily(tmp_path, daemon_run):
+    """issue 12 item 10: the running daemon copies the catalog (VACUUM INTO) into data/backups."""
+    run, _ = _watching(tmp_path, daemon_run, catalog={"backups": 2})
     copies = wait_for(lambda: sorted((run.data / "backups").glob("catalog-*.db")), 15, "a catalog backup")
     assert run.stop()[0] == 0
     assert len(copies) == 1
@@ -732,15 +740,12 @@ def startup(engine):
 def test_persistent_error_backs_off_and_status_says_what_fails(tmp_path, daemon_run):
     """issue 12 item 3: a turn that keeps failing is retried 1, 2, 4 ... s apart with one traceback,
     `status` says "retrying" and what fails; once it works again the daemon says so and goes on."""
-    lib = tmp_path / "lib"
-    make_tracks(lib, range(2))
-    run = daemon_run([lib], daemon={"reconcile_interval_s": 1})
-    (run.plugins / "breaker.py").write_text(BREAKER)
     flag = tmp_path / "break"
-    run.env["BREAK_FLAG"] = str(flag)
-    run.start()
-    run.wait_running()
-    run.wait_ok(2)
+    os.environ["BREAK_FLAG"] = str(flag)  # DaemonRun copies the environment when it is made
+    try:
+        run, _ = _watching(tmp_path, daemon_run, plugin=BREAKER, daemon={"reconcile_interval_s": 1})
+    finally:
+        del os.environ["BREAK_FLAG"]
     flag.touch()
     st = wait_for(lambda: run.status() if run.status().get("state") == "retrying" else None, 15, "retrying")
     assert "Input/output error (injected)" in st["problem"]["error"]
@@ -794,12 +799,7 @@ def test_daemon_waits_while_a_scan_holds_the_writer_lock(tmp_path, daemon_run):
     daemon keeps its work for later (status "waiting"), then does it."""
     from recengine.fileio import PidLock
 
-    lib = tmp_path / "lib"
-    make_tracks(lib, range(2))
-    run = daemon_run([lib])
-    run.start()
-    run.wait_running()
-    run.wait_ok(2)
+    run, lib = _watching(tmp_path, daemon_run)
     held = PidLock(run.data / "writer.lock")
     wait_for(held.acquire, 10, "the writer lock")
     try:

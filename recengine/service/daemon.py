@@ -11,10 +11,10 @@ SIGHUP re-reads the config (:mod:`recengine.service.reload`). Under systemd (``T
 says READY once it watches, RELOADING/READY around a reload and STOPPING when it stops.
 
 A turn that fails (a plugin, an I/O error, a full disk) is retried after 1, 2, 4 ... seconds, at most
-:data:`RETRY_MAX_S` apart, with one traceback and then one line per retry; ``status`` says
+:data:`~recengine.service.retry.RETRY_MAX_S` apart, with one traceback and then one line per retry; ``status`` says
 ``retrying`` and what is failing (``problem``) until a turn succeeds. A catalog that cannot be
 used at all (damaged, newer schema, unreadable) stops the daemon with exit code
-:data:`EXIT_CATALOG_UNUSABLE` and the message saying what to do (systemd:
+:data:`~recengine.service.retry.EXIT_CATALOG_UNUSABLE` and the message saying what to do (systemd:
 ``RestartPreventExitStatus=3`` keeps it from being restarted in a loop).
 """
 
@@ -39,6 +39,7 @@ from recengine.index import IndexStore, index_directory
 from recengine.library import LibraryWatcher, Scanner, ScanReport
 from recengine.service.lock import DataDirLock
 from recengine.service.reload import ConfigReloader
+from recengine.service.retry import Backoff
 from recengine.service.settings import DaemonSettings
 from recengine.service.status import write_status
 from recengine.service.systemd import notify_ready, notify_stopping
@@ -48,10 +49,6 @@ log = logging.getLogger(__name__)
 #: The catalog is copied once a day (``catalog.backups`` copies kept); whether one is due is looked at
 #: every BACKUP_CHECK_S.
 BACKUP_EVERY_S, BACKUP_CHECK_S = 86400.0, 60.0
-#: A failing turn is retried after 1, 2, 4 ... s, at most this long apart.
-RETRY_MAX_S = 60.0
-#: The daemon's exit code when the catalog cannot be used (after the message saying why).
-EXIT_CATALOG_UNUSABLE = 3
 
 
 class Daemon:
@@ -88,7 +85,7 @@ class Daemon:
         self._playlists_due: dict[str, float] = {}  # recipe -> since when its inputs changed
         self._last_status = 0.0
         self.exit_code = 0
-        self.problem: dict[str, Any] | None = None  # what is failing, for status
+        self.backoff = Backoff()  # what is failing, for status
 
     # lifecycle -------------------------------------------------------------------------------------
 
@@ -291,22 +288,12 @@ class Daemon:
         except Exception as exc:  # a bad file, plugin or transient I/O error must not end the daemon
             self._failing(exc)
             return False
-        if self.problem is not None:
-            log.info("working again after %d failed attempts", self.problem["attempts"])
-            self.problem = None
+        if self.backoff.succeeded():
             self.state = "watching"
         return True
 
     def _failing(self, exc: Exception, *, traceback: bool = True) -> None:
-        attempts = 1 + (self.problem["attempts"] if self.problem else 0)
-        delay = min(RETRY_MAX_S, 2.0 ** (attempts - 1))
-        error = f"{type(exc).__name__}: {exc}"
-        if attempts == 1 and traceback:
-            log.exception("daemon error; retrying with a full reconcile in %.0f s", delay)
-        else:
-            log.error("still failing (%d attempts), retrying in %.0f s: %s", attempts, delay, error)
-        since = self.problem["since"] if self.problem else time.time()
-        self.problem = {"error": error, "since": since, "attempts": attempts, "retry_in_s": delay}
+        delay = self.backoff.failed(exc, traceback=traceback)
         self.state = "retrying"
         with contextlib.suppress(Exception):
             self.write_status()
@@ -314,9 +301,7 @@ class Daemon:
         self.stop_event.wait(delay)
 
     def _unusable(self, exc: CatalogError) -> int:
-        log.critical("%s; stopping (exit code %d)", exc, EXIT_CATALOG_UNUSABLE)
-        self.problem = {"error": str(exc), "since": time.time(), "attempts": 1, "retry_in_s": None}
-        self.exit_code = EXIT_CATALOG_UNUSABLE
+        self.exit_code = self.backoff.unusable(exc)
         self.stop_event.set()
         return self.exit_code
 
@@ -479,7 +464,7 @@ class Daemon:
         return {
             "pid": os.getpid(),
             "state": self.state,
-            "problem": self.problem,
+            "problem": self.backoff.problem,
             "queue": self.hints.qsize() + int(watcher.get("pending", 0)),
             "tracks_per_s": round(self.stats["rate"], 2),
             "featurised": self.stats["featurised"],
