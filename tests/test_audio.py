@@ -386,3 +386,82 @@ def test_decode_batch_matches_decode_and_isolates_bad_files(tmp_path, ffmpeg, mo
     assert sweep_batch_dirs() >= 1
     assert not orphan.exists() and mine.exists()
     mine.rmdir()
+
+
+# --- tracks whose tags have no duration (issue 12 item 7) --------------------------------------------
+
+
+def _has_demuxer(ffmpeg: str, name: str) -> bool:
+    out = subprocess.run([ffmpeg, "-hide_banner", "-demuxers"], capture_output=True, text=True, timeout=30)
+    return any(line.split()[1:2] == [name] for line in out.stdout.splitlines() if line.strip())
+
+
+def test_tracker_module_with_a_quiet_first_minute_is_not_silent(tmp_path, ffmpeg):
+    """A .mod has no duration in any tag: ffmpeg's demuxer (libopenmpt) knows it, so the windows
+    spread over the whole song instead of its quiet first minute."""
+    from .fakes.tracker import PATTERN_S, write_mod
+
+    if not _has_demuxer(ffmpeg, "libopenmpt"):
+        pytest.skip("this ffmpeg has no libopenmpt demuxer")
+    path = write_mod(tmp_path / "quiet start.mod", quiet_patterns=9, loud_patterns=8)  # 69 s quiet, 61 s loud
+    assert read_tags(path).duration is None
+    got = decode(path, ffmpeg=ffmpeg)
+    assert got.duration == pytest.approx(17 * PATTERN_S, abs=0.5)
+    assert max(start for start, _ in got.windows) > 70
+    assert np.abs(got.samples).max() > 0.1
+
+
+def test_wav_without_sizes_is_windowed_over_its_length(tmp_path, ffmpeg):
+    """A WAV written to a pipe (sizes 0xFFFFFFFF: its header says 27 hours) with 70 s of silence,
+    then 50 s of tone: the demuxer's duration (from the file size) places the windows."""
+    path = tmp_path / "piped.wav"
+    graph = "[0][1]concat=n=2:v=0:a=1"
+    with open(path, "wb") as fh:
+        subprocess.run([ffmpeg, "-nostdin", "-v", "error", "-f", "lavfi", "-i", "anullsrc=r=22050:cl=mono:d=70",
+                        "-f", "lavfi", "-i", "sine=f=440:r=22050:d=50", "-filter_complex", graph,
+                        "-c:a", "pcm_s16le", "-f", "wav", "pipe:1"], stdout=fh, check=True, timeout=60)
+    header = read_tags(path).duration
+    assert header is None or header > 3600
+    got = decode(path, ffmpeg=ffmpeg)
+    assert got.duration == pytest.approx(120.0, abs=0.5)
+    assert abs(dominant_hz(got.samples) - 440.0) < 2.0
+
+
+def test_unknown_length_with_a_quiet_start_is_searched_before_it_is_called_silent(tmp_path, ffmpeg, monkeypatch):
+    """When not even the demuxer knows the length, a silent first read is not the verdict: the
+    decoder looks further into the file, then analyses windows spread over what it found."""
+    path = tmp_path / "piped.wav"
+    with open(path, "wb") as fh:
+        subprocess.run([ffmpeg, "-nostdin", "-v", "error", "-f", "lavfi", "-i", "anullsrc=r=22050:cl=mono:d=70",
+                        "-f", "lavfi", "-i", "sine=f=440:r=22050:d=100", "-filter_complex",
+                        "[0][1]concat=n=2:v=0:a=1", "-c:a", "pcm_s16le", "-f", "wav", "pipe:1"],
+                       stdout=fh, check=True, timeout=60)
+    monkeypatch.setattr(decoder_module, "probe_duration", lambda *a, **k: None)
+    got = decode(path, ffmpeg=ffmpeg)
+    assert got.duration > 120 and max(start for start, _ in got.windows) > 70
+    assert abs(dominant_hz(got.samples) - 440.0) < 2.0
+    silent = tmp_path / "silent.wav"  # all of it silent: that is still silent
+    with open(silent, "wb") as fh:
+        subprocess.run([ffmpeg, "-nostdin", "-v", "error", "-f", "lavfi", "-i", "anullsrc=r=22050:cl=mono:d=150",
+                        "-c:a", "pcm_s16le", "-f", "wav", "pipe:1"], stdout=fh, check=True, timeout=60)
+    with pytest.raises(DecodeFailure) as e:
+        decode(silent, ffmpeg=ffmpeg)
+    assert e.value.reason == "silent"
+
+
+def test_flac_this_ffmpeg_cannot_decode_is_a_decode_error_not_too_short(tmp_path, ffmpeg):
+    """32-bit FLAC (written by the imageio-ffmpeg binary, a recent ffmpeg): older ffmpeg builds
+    decode nothing from it and exit 0. That is a decode_error (or audio, where ffmpeg reads it)."""
+    import imageio_ffmpeg
+
+    path = tmp_path / "s32.flac"
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-v", "error", "-f", "lavfi", "-i", "sine=f=440:d=3",
+                    "-ac", "1", "-sample_fmt", "s32", "-c:a", "flac", "-strict", "experimental",
+                    "-bits_per_raw_sample", "32", str(path)], check=True, timeout=60)
+    assert read_tags(path).duration == pytest.approx(3.0, abs=0.1)
+    try:
+        got = decode(path, ffmpeg=ffmpeg)
+    except DecodeFailure as exc:
+        assert exc.reason == "decode_error", exc
+    else:
+        assert abs(dominant_hz(got.samples) - 440.0) < 2.0

@@ -23,6 +23,7 @@ import numpy as np
 
 from recengine.analysis.decode import DecodeFailure, DecoderMissing, FfmpegDecoder, decoder_for, read_tags
 from recengine.analysis.decode.scratch import sweep_batch_dirs
+from recengine.analysis.decode.tags import finite_duration
 from recengine.analysis.jobs import FeatureJob, FeatureResult
 from recengine.analysis.settings import AnalysisSettings
 from recengine.analysis.track import TrackAudio
@@ -116,7 +117,8 @@ class Worker:
                 raise TypeError(f"a load_audio implementation returned {type(audio).__name__}, not DecodedAudio")
             faultpoint("after_decode")
             _unchanged(job, "while it was decoded")  # a file rewritten meanwhile is analysed next time
-            result.duration = result.tags.duration or audio.duration
+            # the decoder's duration: the tags' when they have a right one, else the demuxer's or what was read
+            result.duration = finite_duration(audio.duration) or result.tags.duration
             track = TrackAudio(audio, self._redecode(job, audio))
         except DecodeFailure as exc:
             result.failure = (exc.reason, exc.message)

@@ -15,6 +15,7 @@ from recengine.analysis.decode.argv import Output, Plan, ffmpeg_argv
 from recengine.analysis.decode.errors import DecodeFailure, DecoderMissing
 from recengine.analysis.decode.fallback import decode_soundfile
 from recengine.analysis.decode.locate import find_ffmpeg
+from recengine.analysis.decode.probe import probe_duration
 from recengine.analysis.decode.process import RunResult, run_bounded
 from recengine.analysis.decode.scratch import batch_dir
 from recengine.analysis.decode.sniff import check_file, classify_ffmpeg_error, has_not_audio_magic, head_bytes
@@ -59,22 +60,42 @@ class FfmpegDecoder:
         if has_not_audio_magic(head_bytes(path)):
             raise DecodeFailure("not_audio", "not an audio file (an image, document, archive or playlist)")
         tags = read_tags(path) if tags is None else tags
-        plan = plan_windows(tags.duration, s.windows, s.window_s)
+        known = finite_duration(tags.duration)
+        probed = known is None
+        if probed:  # no duration in the tags: ask the demuxer, so the windows span the file
+            known = probe_duration(self.ffmpeg, path, s.timeout_s)
+        plan = plan_windows(known, s.windows, s.window_s)
         result, samples = self._run(path, plan, s.sample_rate)
-        windowed = len(plan) > 1 or plan[0][0] > 0
-        planned = sum(length for _, length in plan) * s.sample_rate
-        header_wrong = False
-        if windowed and (result.returncode != 0 or samples.size < planned / 2):
-            # The duration in the header was wrong (a truncated file, a lying WAV header, a VBR file
-            # without an index): the windows fell beyond the real end. Read from the start instead.
-            retry_plan = plan_windows(None, s.windows, s.window_s)
+        if self._fell_short(result, samples, plan):
+            # The duration was wrong (a truncated file, a lying WAV header, a VBR file without an
+            # index): the windows fell beyond the real end. Try the demuxer's duration (when the tags
+            # gave a longer one), else read from the start.
+            retry_known = None if probed else probe_duration(self.ffmpeg, path, s.timeout_s)
+            if retry_known is not None and known is not None and retry_known >= known * 0.9:
+                retry_known = None
+            retry_plan = plan_windows(retry_known, s.windows, s.window_s)
             retry, retry_samples = self._run(path, retry_plan, s.sample_rate)
+            if retry_known is not None and self._fell_short(retry, retry_samples, retry_plan):
+                retry_known, retry_plan = None, plan_windows(None, s.windows, s.window_s)
+                retry, retry_samples = self._run(path, retry_plan, s.sample_rate)
             if retry.returncode == 0 or result.returncode != 0:
                 result, samples, plan = retry, retry_samples, retry_plan
-                header_wrong = retry.returncode == 0
+                if retry.returncode == 0:
+                    known = retry_known  # a header that proved wrong does not give the duration
+        if known is None and result.returncode == 0 and self._silent_but_full(samples, plan):
+            # Nobody knows the length and the start is quiet: never call a track silent from its
+            # first minute alone. Find how far it goes, then analyse windows spread over that.
+            known = self._find_end(path, plan[0][1])
+            if known is not None:
+                plan = plan_windows(known, s.windows, s.window_s)
+                result, samples = self._run(path, plan, s.sample_rate)
         decoder = "ffmpeg"
-        if result.returncode != 0:
-            failure = classify_ffmpeg_error(path, result.stderr.decode("utf-8", "replace"))
+        # nothing at all from a file whose header promises audio: ffmpeg cannot read it (e.g. 32-bit FLAC)
+        unreadable = samples.size == 0 and known is not None and known >= s.min_duration_s
+        if result.returncode != 0 or unreadable:
+            failure = (classify_ffmpeg_error(path, result.stderr.decode("utf-8", "replace")) if result.returncode
+                       else DecodeFailure("decode_error", "ffmpeg decoded no audio from it (a codec or sample "
+                                                          "format this ffmpeg cannot read)"))
             if failure.reason != "decode_error":
                 raise failure  # the fallback must not turn text, images or video into "audio"
             try:
@@ -84,7 +105,33 @@ class FfmpegDecoder:
             if samples.size == 0:
                 raise failure
             decoder = "soundfile"
-        return self._finish(samples, tags, plan, header_wrong=header_wrong, decoder=decoder)
+        return self._finish(samples, known, plan, decoder=decoder)
+
+    def _fell_short(self, result: RunResult, samples: np.ndarray, plan: Plan) -> bool:
+        """Windows past the start that failed or gave less than half the audio asked for."""
+        windowed = len(plan) > 1 or plan[0][0] > 0
+        planned = sum(length for _, length in plan) * self.settings.sample_rate
+        return windowed and (result.returncode != 0 or samples.size < planned / 2)
+
+    def _silent_but_full(self, samples: np.ndarray, plan: Plan) -> bool:
+        """The read came back silent and as long as asked: the file may well go on."""
+        full = samples.size >= 0.99 * sum(length for _, length in plan) * self.settings.sample_rate
+        return full and _rms(samples) < SILENCE_RMS
+
+    def _find_end(self, path: Path, start_s: float) -> float | None:
+        """Where audio can still be read in a file of unknown length: one window at each doubling
+        offset from ``start_s`` until one comes back short or empty (a few calls even for hours)."""
+        s = self.settings
+        offset, end = start_s, None
+        while offset < 7 * 86400:
+            result, samples = self._run(path, [(offset, s.window_s)], s.sample_rate)
+            if result.returncode != 0 or samples.size == 0:
+                break
+            end = offset + samples.size / s.sample_rate
+            if samples.size < 0.99 * s.window_s * s.sample_rate:
+                break
+            offset *= 2
+        return end
 
     def decode_windows(self, path: Path, plan: Plan, sample_rate: int) -> np.ndarray:
         """The samples of ``plan``'s windows of ``path`` at ``sample_rate`` (an extractor's own rate),
@@ -115,7 +162,7 @@ class FfmpegDecoder:
         del result.stdout[usable:]
         return result, np.frombuffer(result.stdout, dtype="<f4")  # owns the bytearray: no copy
 
-    def _finish(self, samples: np.ndarray, tags: Tags, plan: Plan, *, header_wrong: bool = False,
+    def _finish(self, samples: np.ndarray, known: float | None, plan: Plan, *,
                 decoder: str = "ffmpeg") -> DecodedAudio:
         """Checks shared by every decoding path: finite samples, long enough, not silent."""
         sample_rate, min_duration_s = self.settings.sample_rate, self.settings.min_duration_s
@@ -124,12 +171,10 @@ class FfmpegDecoder:
         seconds = samples.size / sample_rate
         if seconds < min_duration_s:
             raise DecodeFailure("too_short", f"{seconds:.2f} s of audio (minimum {min_duration_s:g} s)")
-        rms = float(np.sqrt(np.mean(np.square(samples - samples.mean(), dtype=np.float64))))
-        if rms < SILENCE_RMS:
+        if _rms(samples) < SILENCE_RMS:
             raise DecodeFailure("silent", "no signal above -90 dBFS in the analysed windows")
         # a header that proved wrong does not give the duration: the whole file was read instead
-        known = finite_duration(tags.duration)
-        duration = seconds if header_wrong or known is None else known
+        duration = seconds if known is None else known
         return DecodedAudio(
             samples=samples, sample_rate=sample_rate, duration=float(duration), windows=plan, decoder=decoder
         )
@@ -183,9 +228,14 @@ class FfmpegDecoder:
                 if samples.size < seconds * sample_rate / 2:
                     continue  # the header's duration was wrong: decode() reads it from the start
                 try:
-                    out[i] = self._finish(samples, tags, plan)
+                    out[i] = self._finish(samples, finite_duration(tags.duration), plan)
                 except DecodeFailure as exc:
                     out[i] = exc
+
+
+def _rms(samples: np.ndarray) -> float:
+    """RMS level of ``samples`` around their mean (a DC offset is no signal)."""
+    return float(np.sqrt(np.mean(np.square(samples - samples.mean(), dtype=np.float64)))) if samples.size else 0.0
 
 
 @functools.cache
