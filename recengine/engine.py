@@ -29,6 +29,7 @@ from recengine.plugin.manager import PluginSet
 from recengine.plugin.registry import Registry, collect
 from recengine.recommend.ranking import Recommender, Request
 from recengine.recommend.similarity import Similarity
+from recengine.scrobble import ListenBrainzService
 from recengine.sources import SubsonicSync, parse_sources
 
 log = logging.getLogger(__name__)
@@ -173,6 +174,8 @@ class Engine:
         report = self.scanner(progress=kwargs.pop("progress", None)).run(**kwargs)
         if update_index:
             self.index.catch_up(report.featurised + report.removed + report.moved)
+        if report.featurised and self.catalog.pending_listen_count():
+            self.listenbrainz.match_pending()  # scrobbled listens whose files just arrived
         return report
 
     def resolve(self, ref: str | int | os.PathLike[str]):
@@ -198,6 +201,11 @@ class Engine:
     def path(self, a, b, n: int = 12, filters=None):
         """A playlist of ``n`` tracks walking from ``a`` to ``b`` (ids or paths)."""
         return self.similarity.path(self.resolve(a).track_id, self.resolve(b).track_id, n, filters)
+
+    @functools.cached_property
+    def listenbrainz(self) -> ListenBrainzService:
+        """The ListenBrainz-compatible submission API's logic (tokens, listens, feedback)."""
+        return ListenBrainzService(self.catalog, self.record_events)
 
     def source_syncs(self) -> list[SubsonicSync]:
         """One sync per entry of ``sources:`` (parsed now: an unset ``${VAR}`` there breaks nothing else)."""
