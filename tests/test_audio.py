@@ -465,3 +465,29 @@ def test_flac_this_ffmpeg_cannot_decode_is_a_decode_error_not_too_short(tmp_path
         assert exc.reason == "decode_error", exc
     else:
         assert abs(dominant_hz(got.samples) - 440.0) < 2.0
+
+
+# --- libraries' chatter stays out of the terminal (issue 12 item 11) ------------------------------
+
+
+def test_libsndfile_chatter_is_logged_at_debug_not_printed(tmp_path, ffmpeg):
+    """A damaged MP3 that ffmpeg refuses goes to the libsndfile fallback, whose libmpg123 prints
+    notes on fd 2: they are caught and logged at debug level instead."""
+    rng = np.random.default_rng(1)
+    junk = tmp_path / "junk.mp3"
+    junk.write_bytes(b"".join(b"\xff\xfb\x90\x64" + rng.bytes(413) for _ in range(300)))
+    raw = subprocess.run([sys.executable, "-c", f"import soundfile; soundfile.read({str(junk)!r})"],
+                         capture_output=True, text=True, timeout=60)
+    if "mpg123" not in raw.stderr:
+        pytest.skip("this libsndfile reads the file quietly")
+    code = ("import logging, sys; sys.path.insert(0, {root!r}); logging.basicConfig(level=logging.{level});"
+            "from tests.fakes.decoding import decode; decode({path!r}, ffmpeg={ffmpeg!r})")
+    root = str(Path(__file__).resolve().parents[1])
+    quiet = subprocess.run([sys.executable, "-c", code.format(root=root, level="WARNING", path=str(junk),
+                                                             ffmpeg=ffmpeg)],
+                           capture_output=True, text=True, timeout=120)
+    assert "mpg123" not in quiet.stderr, quiet.stderr[:500]
+    loud = subprocess.run([sys.executable, "-c", code.format(root=root, level="DEBUG", path=str(junk),
+                                                            ffmpeg=ffmpeg)],
+                          capture_output=True, text=True, timeout=120)
+    assert "DEBUG:recengine.analysis.decode.fallback" in loud.stderr and "mpg123" in loud.stderr

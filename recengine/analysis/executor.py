@@ -75,7 +75,7 @@ def _init_worker(settings: WorkerSettings, ready: multiprocessing.SimpleQueue) -
     os.environ.clear()
     os.environ.update(settings.env)
     limit_blas_threads(int(settings.env.get("OPENBLAS_NUM_THREADS", "1") or 1))
-    logging.basicConfig(level=logging.WARNING)
+    logging.basicConfig(level=settings.log_level)
     threading.Thread(target=_exit_with_parent, args=(settings.parent_pid,), daemon=True).start()
     worker_for(settings)
     ready.put(os.getpid())

@@ -42,10 +42,12 @@ class WorkerSettings:
     raw: dict[str, Any]
     env: dict[str, str]
     parent_pid: int = field(default_factory=os.getpid)
+    #: the workers' log level: warnings, or more when the parent logs more (``--debug``)
+    log_level: int = field(default_factory=lambda: min(logging.WARNING, logging.getLogger().getEffectiveLevel()))
 
     def key(self) -> str:
         """The settings as one string: equal settings, equal keys."""
-        return json.dumps([self.config_path, self.raw, sorted(self.env.items()), self.parent_pid],
+        return json.dumps([self.config_path, self.raw, sorted(self.env.items()), self.parent_pid, self.log_level],
                           sort_keys=True, default=str)
 
     def __eq__(self, other: object) -> bool:

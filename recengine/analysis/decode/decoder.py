@@ -13,7 +13,7 @@ import numpy as np
 
 from recengine.analysis.decode.argv import Output, Plan, ffmpeg_argv
 from recengine.analysis.decode.errors import DecodeFailure, DecoderMissing
-from recengine.analysis.decode.fallback import decode_soundfile
+from recengine.analysis.decode.fallback import CHATTER_CAP, decode_soundfile
 from recengine.analysis.decode.locate import find_ffmpeg
 from recengine.analysis.decode.probe import probe_duration
 from recengine.analysis.decode.process import RunResult, run_bounded
@@ -158,6 +158,8 @@ class FfmpegDecoder:
             raise DecodeFailure("timeout", f"ffmpeg took longer than {timeout:.0f} s")
         if result.truncated:
             raise DecodeFailure("decode_error", f"ffmpeg wrote more than the expected {max_bytes} bytes")
+        if result.stderr:  # ffmpeg's complaints about a file it decoded: for --debug only
+            log.debug("%s: ffmpeg: %s", path, result.stderr[:CHATTER_CAP].decode("utf-8", "replace").strip())
         usable = len(result.stdout) - len(result.stdout) % 4
         del result.stdout[usable:]
         return result, np.frombuffer(result.stdout, dtype="<f4")  # owns the bytearray: no copy
