@@ -1,11 +1,12 @@
-"""The library stage: reconcile the folders with the catalog, watch them, featurise what is new."""
+"""The library stage: reconcile the folders with the catalog, featurise what is new, watch them.
 
-from recengine.library.observers import detect_fs_type, is_network_fs
+The watcher (:mod:`recengine.library.watch`, :mod:`recengine.library.observers`) is imported
+from its modules by the daemon: a ``scan`` never loads watchdog.
+"""
+
 from recengine.library.reconcile import SENTINEL, content_sig
 from recengine.library.report import ScanReport
 from recengine.library.scan import FeatureExecutor, Scanner
 from recengine.library.settings import LibrarySettings, ScanSettings
-from recengine.library.watch import LibraryWatcher
 
-__all__ = ["SENTINEL", "FeatureExecutor", "LibrarySettings", "LibraryWatcher", "ScanReport", "ScanSettings",
-           "Scanner", "content_sig", "detect_fs_type", "is_network_fs"]
+__all__ = ["SENTINEL", "FeatureExecutor", "LibrarySettings", "ScanReport", "ScanSettings", "Scanner", "content_sig"]

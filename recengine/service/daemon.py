@@ -36,7 +36,8 @@ from recengine.analysis.audio import preflight
 from recengine.catalog import CatalogError, CatalogFull, backup_if_due
 from recengine.fileio import sweep_stale_temps
 from recengine.index import IndexStore, index_directory
-from recengine.library import LibraryWatcher, Scanner, ScanReport
+from recengine.library import Scanner, ScanReport
+from recengine.library.watch import LibraryWatcher
 from recengine.service.lock import DataDirLock
 from recengine.service.reload import ConfigReloader
 from recengine.service.retry import Backoff
