@@ -26,7 +26,7 @@ def cmd_config(args) -> int:
 
 def config_init(args) -> int:
     """Write the commented template where the config is looked for first; never over a file."""
-    target = init_target(args.config)
+    target = init_target(args.config).absolute()
     library = [str(Path(f).expanduser().absolute()) for f in args.library or ()]
     target.parent.mkdir(parents=True, exist_ok=True)
     try:  # 0600: the file may come to hold a password
