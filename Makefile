@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml scripts/setup
 setup: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/recengine scan --demo-if-missing
+	$(BIN)/recengine --config config.yaml scan --demo-if-missing
 
 test: $(STAMP)
 	$(BIN)/ruff check recengine tests bench plugins

@@ -19,6 +19,7 @@ def _isolated_env(monkeypatch, tmp_path_factory):
     """No test reads the developer's config, data dir or plugin environment variables."""
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))  # no developer's ~/.config/recengine
     for var in ("RECENGINE_CONFIG", "RECENGINE_DISABLE_PLUGINS", "RECENGINE_LOAD_PLUGINS",
                 "RECENGINE_FAULTPOINT", "RECENGINE_TRACE_PLUGINS"):
         monkeypatch.delenv(var, raising=False)
