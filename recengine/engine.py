@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from recengine import config as configmod
-from recengine.analysis import FeaturePool
+from recengine.analysis import FeaturePool, check_not_bootstrapping
 from recengine.catalog import Catalog
 from recengine.history import record_events
 from recengine.index import IndexSettings, LibraryIndex, extractor_infos
@@ -159,6 +159,7 @@ class Engine:
     def scanner(self, *, progress: bool | None = None) -> Scanner:
         """The library scanner on this engine's catalog: reconcile, then featurise in worker processes
         built from this engine's config (``progress``: a progress bar, default when on a terminal)."""
+        check_not_bootstrapping()  # before the writer lock, which the parent of a bootstrapping worker holds
         config = self.config
 
         def executor(workers: int) -> FeaturePool:

@@ -6,12 +6,17 @@ see it), ``dsp`` (the shared analysis), ``protocols`` (Extractor, Decoder), ``se
 ``decode/`` (ffmpeg, bounded).
 """
 
-from recengine.analysis.executor import FeatureExecutor, FeaturePool, WorkersDidNotStart
+from recengine.analysis.executor import (
+    FeatureExecutor,
+    FeaturePool,
+    WorkersDidNotStart,
+    check_not_bootstrapping,
+)
 from recengine.analysis.jobs import FeatureJob, FeatureResult
 from recengine.analysis.settings import AnalysisSettings
 from recengine.analysis.worker import Worker, WorkerSettings
 
 __all__ = [
     "AnalysisSettings", "FeatureExecutor", "FeatureJob", "FeaturePool", "FeatureResult", "Worker",
-    "WorkerSettings", "WorkersDidNotStart",
+    "WorkerSettings", "WorkersDidNotStart", "check_not_bootstrapping",
 ]

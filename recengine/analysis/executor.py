@@ -85,10 +85,16 @@ def _run_batch(jobs: list[FeatureJob], settings: WorkerSettings) -> list[Feature
     return worker_for(settings).featurise(jobs)
 
 
-def _check_not_bootstrapping() -> None:
+def check_not_bootstrapping() -> None:
     """A worker re-runs the parent's main script when it starts (forkserver and spawn do): a script
-    that scans without an ``if __name__ == "__main__":`` guard would start a pool inside each worker."""
-    if getattr(sys.modules.get("__main__"), "__name__", "") == "__mp_main__":
+    that scans without an ``if __name__ == "__main__":`` guard would scan inside each worker. Called
+    before a scan starts (ahead of anything that waits for the parent, such as the writer lock) and
+    before a pool starts; raises :class:`WorkersDidNotStart` in such a worker."""
+    # While a child imports the parent's script, the script runs as a module of its own under the
+    # name "__mp_main__" (elsewhere that name is an alias of __main__), and the child does not know
+    # its parent process yet (multiprocessing sets it once the import is done).
+    importing = sys.modules.get("__mp_main__", sys.modules.get("__main__")) is not sys.modules.get("__main__")
+    if importing and multiprocessing.parent_process() is None:
         raise WorkersDidNotStart("a worker process is importing the main script, which starts a scan: "
                                  "put the script's calls under `if __name__ == \"__main__\":`")
 
@@ -126,7 +132,7 @@ class FeaturePool:
         return cls(WorkerSettings(config_path, raw, {**ONE_THREAD, **base}), workers)
 
     def _new_pool(self) -> cf.ProcessPoolExecutor:
-        _check_not_bootstrapping()
+        check_not_bootstrapping()
         ctx = multiprocessing.get_context("forkserver")
         ctx.set_forkserver_preload(["recengine.analysis.executor", "numpy", "scipy.fft"])
         self._ready = ctx.SimpleQueue()
