@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import faulthandler
 import os
+import sys
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +16,49 @@ from recengine.engine import Engine
 from recengine.testing import chord, encode, noise, pulses, tone
 
 PLUGIN_FIXTURES = Path(__file__).parent / "plugins"
+
+#: After the last test, the pytest process gets this long (s) to exit before the exit guard says why
+#: it did not and ends it with the session's own exit status.
+EXIT_GRACE_S = 120.0
+_EXIT_STATUS = pytest.StashKey[int]()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    session.config.stash[_EXIT_STATUS] = int(exitstatus)
+
+
+def pytest_unconfigure(config):
+    """The exit guard: a run whose tests are over but whose process does not exit (a thread or a child
+    process that something left behind, joined at interpreter shutdown) would hang CI until its own
+    time limit. After :data:`EXIT_GRACE_S` this prints every thread's stack and every child process
+    (what to fix), then exits with the status the tests earned, which a leak does not change."""
+    status = config.stash.get(_EXIT_STATUS, 1)
+
+    def guard() -> None:
+        time.sleep(EXIT_GRACE_S)
+        sys.stderr.write(f"\nexit guard: pytest did not exit {EXIT_GRACE_S:.0f} s after its last test; "
+                         f"threads: {[t.name for t in threading.enumerate()]}; "
+                         f"child processes: {_children()}\n")
+        faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
+        sys.stderr.flush()
+        os._exit(status)
+
+    threading.Thread(target=guard, name="pytest-exit-guard", daemon=True).start()
+
+
+def _children() -> list[str]:
+    """``pid command`` of this process's children, from /proc."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == os.getpid():
+                cmdline = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                found.append(f"{stat.parent.name} {cmdline.strip()}")
+        except (OSError, IndexError, ValueError):
+            continue
+    return found
+
 
 
 @pytest.fixture(autouse=True)
