@@ -134,6 +134,9 @@ def core_options() -> OptionSpec:
     add("http.host", "str", "127.0.0.1", "address the HTTP server binds (anything but loopback needs http.token)")
     add("http.port", "int", 8741, "HTTP port (0: any free one)",
         check=lambda v: None if 0 <= v <= 65535 else "must be a port number (0-65535)")
+    add("daemon.sync_interval_s", "float", 3600.0,
+        "the daemon syncs each `sources:` entry this often unless the entry sets its own interval_s",
+        check=_positive)
     add("http.token", "str?", None, "API token (else $RECENGINE_API_TOKEN, else one generated into "
         "<data_dir>/api-token)", secret=True)
     add("outputs", "dict", {}, "playlist output folders and their path style")

@@ -10,7 +10,7 @@
         password: ${NAVIDROME_PASSWORD}   # or api_key: ... (OpenSubsonic)
         recengine_user: alice      # whose history the likes and plays go to (default: default)
         push: [For You]            # recipes written to the server as playlists
-        interval_s: 3600           # how often the daemon syncs
+        interval_s: 3600           # how often the daemon syncs (default: daemon.sync_interval_s)
 
 Parsed where it is used (``recengine sync`` and the daemon), so an unset ``${VAR}`` of a source
 breaks nothing else. Errors name the dotted key, e.g. ``sources[0].url``.
@@ -35,12 +35,12 @@ class SourceSettings:
     kind: str
     url: str
     user: str
+    interval_s: float  # how often the daemon syncs it (default: the option daemon.sync_interval_s)
     password: str | None = None
     api_key: str | None = None
     legacy_auth: bool = False
     recengine_user: str = "default"
     push: tuple[str, ...] = field(default_factory=tuple)
-    interval_s: float = 3600.0
 
 
 def parse_sources(config: Config, env: Mapping[str, str] | None = None) -> list[SourceSettings]:
@@ -85,7 +85,7 @@ def _parse_one(config: Config, key: str, raw: object, env: Mapping[str, str], *,
     push = [push] if isinstance(push, str) else push
     if not isinstance(push, list) or not all(isinstance(p, str) for p in push):
         raise ConfigError(where, f"{key}.push", "expected a list of playlist recipe names")
-    interval = raw.get("interval_s", 3600.0)
+    interval = raw.get("interval_s", config["daemon.sync_interval_s"])
     if isinstance(interval, bool) or not isinstance(interval, int | float) or interval <= 0:
         raise ConfigError(where, f"{key}.interval_s", f"expected seconds, more than 0, got {interval!r}")
     return SourceSettings(name=str(raw.get("name") or default_name), kind=kind, url=url,
