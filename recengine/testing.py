@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from recengine.analysis.audio import find_ffmpeg
+from recengine.analysis.decode import find_ffmpeg
 
 SR = 22050
 

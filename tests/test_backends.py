@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from recengine import config as configmod
-from recengine.analysis.audio import pid_alive
+from recengine.analysis.decode import pid_alive
 from recengine.default_plugins import command_backend, local_backend, mpd_backend
 from recengine.default_plugins.command_backend import CommandBackend, expand_argv
 from recengine.default_plugins.local_backend import LocalBackend, audio_device_problem

@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 import yaml
 
-from recengine.analysis.audio import pid_alive
+from recengine.analysis.decode import pid_alive
 from recengine.catalog import Catalog
 from recengine.library import SENTINEL, content_sig
 from recengine.testing import noise, pulses, tone, wait_for, wav_bytes, write_counting_plugin

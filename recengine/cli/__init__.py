@@ -10,7 +10,7 @@ import logging
 import os
 import sys
 
-from recengine.analysis.audio import DecoderMissing
+from recengine.analysis.decode import DecoderMissing
 from recengine.catalog.db import CatalogError
 from recengine.cli.errors import EXIT_FAILURE, EXIT_USAGE, CommandFailed, UsageError
 from recengine.cli.parser import build_parser

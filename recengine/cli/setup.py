@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from recengine.analysis.audio import DecoderMissing, preflight
+from recengine.analysis.decode import DecoderMissing, preflight
 from recengine.cli.errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from recengine.config import config_path
 from recengine.plugin.boot import load_settings

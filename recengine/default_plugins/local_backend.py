@@ -185,7 +185,7 @@ def _main(argv: list[str]) -> int:  # the pydub player child process
     from pydub import AudioSegment
     from pydub.playback import play
 
-    from recengine.analysis.audio import find_ffmpeg
+    from recengine.analysis.decode import find_ffmpeg
 
     AudioSegment.converter = find_ffmpeg()
     play(AudioSegment.from_file(argv[0]))

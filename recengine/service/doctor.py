@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from recengine.analysis.audio import DecoderMissing, preflight
+from recengine.analysis.decode import DecoderMissing, preflight
 from recengine.catalog.db import CatalogError
 from recengine.library.observers import detect_fs_type, is_network_fs
 from recengine.playback.mpd_client import MPDError
