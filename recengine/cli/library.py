@@ -75,7 +75,23 @@ def cmd_status(engine, args) -> int:
         idx = status["index"]
         built = f", built {time.time() - idx['built_at']:.0f} s ago" if idx.get("built_at") else ""
         print(f"index: generation {idx['generation']}, {idx['size']} tracks, {idx['fresh']} fresh{built}")
+        _print_sources(status)
     return EXIT_OK
+
+
+def _print_sources(status: dict) -> None:
+    """One line per ``sources:`` entry: when it last synced, and the last error while it fails."""
+    if status.get("sources_problem"):
+        print(f"sources: not synced: {status['sources_problem']}")
+    for name, s in (status.get("sources") or {}).items():
+        ok = f"synced {time.time() - s['last_ok']:.0f} s ago" if s.get("last_ok") else "never synced"
+        line = f"source {name}: {ok}, every {s['interval_s']:.0f} s"
+        if s.get("last_error"):
+            line += (f"; failing ({s['failures']} attempts, the last {time.time() - s['last_sync']:.0f} s ago): "
+                     f"{s['last_error']}")
+        elif s.get("last_report"):
+            line += f" ({s['last_report']})"
+        print(line)
 
 
 def cmd_failures(engine, args) -> int:

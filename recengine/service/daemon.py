@@ -5,7 +5,8 @@ daemon exits 2, "already running (pid N)"), check ffmpeg, reconcile everything t
 it was down, then watch. The watcher's settled paths are applied as hints; a full reconcile runs
 on a timer and whenever the watcher asks (overflow, restart, folder moves): events are hints, the
 reconcile is the truth. Featurised tracks are searchable at once (index delta), the index is
-rebuilt per policy on a builder thread, and playlists whose inputs changed are refreshed.
+rebuilt per policy on a builder thread, and playlists whose inputs changed are refreshed; the
+``sources:`` are synced on their own intervals (:mod:`recengine.service.sources`).
 SIGTERM/SIGINT stop it within a few seconds; work in flight stays pending for next time.
 SIGHUP re-reads the config (:mod:`recengine.service.reload`). Under systemd (``Type=notify``) it
 says READY once it watches, RELOADING/READY around a reload and STOPPING when it stops.
@@ -42,6 +43,7 @@ from recengine.service.lock import DataDirLock
 from recengine.service.reload import ConfigReloader
 from recengine.service.retry import Backoff
 from recengine.service.settings import DaemonSettings
+from recengine.service.sources import SourceScheduler
 from recengine.service.status import write_status
 from recengine.service.systemd import notify_ready, notify_stopping
 
@@ -87,6 +89,7 @@ class Daemon:
         self._last_status = 0.0
         self.exit_code = 0
         self.backoff = Backoff()  # what is failing, for status
+        self.sources = SourceScheduler(engine, self.stop_event)  # sources: synced on their intervals
 
     # lifecycle -------------------------------------------------------------------------------------
 
@@ -116,6 +119,7 @@ class Daemon:
                 self._start_watcher()
                 self._start_player()
                 self._start_http()
+                self.sources.start()
                 notify_ready()  # watching now: what the start-up reconcile finds is work, not start-up
                 self._attempt(functools.partial(self._turn, ["startup"], [], []))
                 # recipes may be new or changed since the last run: make each once (a file whose
@@ -195,6 +199,7 @@ class Daemon:
             self._http.stop()
         if self._player is not None:
             self._player.join(timeout=3)
+        self.sources.join(timeout=5)
         if self.watcher is not None:
             self.watcher.stop()
         if self.pool is not None:
@@ -436,7 +441,8 @@ class Daemon:
 
     def health(self) -> dict[str, Any]:
         """What status.json holds: pid, state (starting, reconciling, analysing, watching, retrying,
-        stopping), problem (what is failing, or None), queue, roots, watcher, index and counters."""
+        stopping), problem (what is failing, or None), queue, roots, watcher, index, counters and
+        the sources' syncs (:class:`~recengine.service.sources.SourceScheduler`)."""
         watcher = self.watcher.health() if self.watcher is not None else {}
         try:
             return {**self._catalog_health(), **self._health(watcher)}
@@ -472,6 +478,7 @@ class Daemon:
             "failed": self.stats["failed"],
             "last_reconcile": self.stats["last_reconcile"],
             "watcher": {"roots": watcher.get("roots", {}), "restarts": watcher.get("restarts", 0)},
+            **self.sources.health(),
             "updated": time.time(),
         }
 
