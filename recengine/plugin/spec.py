@@ -80,7 +80,7 @@ def register_extractors(register: Callable[[Any], None], config: Config) -> None
     """Register feature extractors by calling ``register(extractor)`` once per extractor.
 
     Called when a plugin manager is set up, in the main process and in every scan worker. An
-    extractor (:class:`recengine.analysis.protocols.Extractor`) has ``name`` (str, unique),
+    extractor (:class:`recengine.plugin.protocols.Extractor`) has ``name`` (str, unique),
     ``version`` (int: bump it when the output changes and only this extractor is re-run on the
     library), ``dim`` (int: length of the output) and ``extract(samples, sr) -> numpy.ndarray``
     where ``samples`` is mono float32 in [-1, 1] at rate ``sr``. The output must be finite and of
