@@ -34,6 +34,7 @@ from recengine.analysis.decode.scratch import scratch_dir
 from recengine.models import DecodedAudio
 from recengine.testing import encode, tone, wav_bytes
 
+from .bad_inputs import HLS, flac_s32, has_demuxer, huge_id3_header, mpeg_noise, piped_wav, text_as_audio
 from .fakes.decoding import decode, decoder
 
 SR = 22050
@@ -197,8 +198,7 @@ def test_read_tags(tones, fmt):
 
 
 def test_read_tags_never_raises(tmp_path):
-    junk = tmp_path / "junk.mp3"
-    junk.write_bytes(b"ID3\x04\x00\x00\x7f\x7f\x7f\x7f" + os.urandom(300))
+    junk = huge_id3_header(tmp_path / "junk.mp3")
     assert read_tags(junk).artist is None
     assert read_tags(tmp_path / "missing.flac").duration is None
 
@@ -247,9 +247,7 @@ def test_text_never_reaches_soundfile(tmp_path, ffmpeg, monkeypatch):
         raise AssertionError("the libsndfile fallback ran on a text file")
 
     monkeypatch.setattr(decoder_module, "decode_soundfile", refuse)
-    for name, text in (("notes.wav", "RIFF? no, just notes\n" * 30), ("japanese.ogg", "名前のない曲\n" * 40)):
-        path = tmp_path / name
-        path.write_text(text)
+    for path in text_as_audio(tmp_path):
         with pytest.raises(DecodeFailure) as e:
             decode(path, ffmpeg=ffmpeg)
         assert e.value.reason == "not_audio", e.value
@@ -257,7 +255,7 @@ def test_text_never_reaches_soundfile(tmp_path, ffmpeg, monkeypatch):
 
 def test_playlist_disguised_as_audio_never_reaches_ffmpeg(tmp_path):
     hls = tmp_path / "list.mp3"
-    hls.write_text("#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10,\n/etc/passwd\n#EXT-X-ENDLIST\n")
+    hls.write_text(HLS)
     with pytest.raises(DecodeFailure) as e:
         decode(hls, ffmpeg="/nonexistent/ffmpeg")  # would raise DecoderMissing if it were run
     assert e.value.reason == "not_audio"
@@ -391,17 +389,12 @@ def test_decode_batch_matches_decode_and_isolates_bad_files(tmp_path, ffmpeg, mo
 # --- tracks whose tags have no duration (issue 12 item 7) --------------------------------------------
 
 
-def _has_demuxer(ffmpeg: str, name: str) -> bool:
-    out = subprocess.run([ffmpeg, "-hide_banner", "-demuxers"], capture_output=True, text=True, timeout=30)
-    return any(line.split()[1:2] == [name] for line in out.stdout.splitlines() if line.strip())
-
-
 def test_tracker_module_with_a_quiet_first_minute_is_not_silent(tmp_path, ffmpeg):
     """A .mod has no duration in any tag: ffmpeg's demuxer (libopenmpt) knows it, so the windows
     spread over the whole song instead of its quiet first minute."""
     from .fakes.tracker import PATTERN_S, write_mod
 
-    if not _has_demuxer(ffmpeg, "libopenmpt"):
+    if not has_demuxer(ffmpeg, "libopenmpt"):
         pytest.skip("this ffmpeg has no libopenmpt demuxer")
     path = write_mod(tmp_path / "quiet start.mod", quiet_patterns=9, loud_patterns=8)  # 69 s quiet, 61 s loud
     assert read_tags(path).duration is None
@@ -414,12 +407,7 @@ def test_tracker_module_with_a_quiet_first_minute_is_not_silent(tmp_path, ffmpeg
 def test_wav_without_sizes_is_windowed_over_its_length(tmp_path, ffmpeg):
     """A WAV written to a pipe (sizes 0xFFFFFFFF: its header says 27 hours) with 70 s of silence,
     then 50 s of tone: the demuxer's duration (from the file size) places the windows."""
-    path = tmp_path / "piped.wav"
-    graph = "[0][1]concat=n=2:v=0:a=1"
-    with open(path, "wb") as fh:
-        subprocess.run([ffmpeg, "-nostdin", "-v", "error", "-f", "lavfi", "-i", "anullsrc=r=22050:cl=mono:d=70",
-                        "-f", "lavfi", "-i", "sine=f=440:r=22050:d=50", "-filter_complex", graph,
-                        "-c:a", "pcm_s16le", "-f", "wav", "pipe:1"], stdout=fh, check=True, timeout=60)
+    path = piped_wav(tmp_path / "piped.wav", quiet_s=70, tone_s=50, ffmpeg=ffmpeg)
     header = read_tags(path).duration
     assert header is None or header > 3600
     got = decode(path, ffmpeg=ffmpeg)
@@ -430,20 +418,12 @@ def test_wav_without_sizes_is_windowed_over_its_length(tmp_path, ffmpeg):
 def test_unknown_length_with_a_quiet_start_is_searched_before_it_is_called_silent(tmp_path, ffmpeg, monkeypatch):
     """When not even the demuxer knows the length, a silent first read is not the verdict: the
     decoder looks further into the file, then analyses windows spread over what it found."""
-    path = tmp_path / "piped.wav"
-    with open(path, "wb") as fh:
-        subprocess.run([ffmpeg, "-nostdin", "-v", "error", "-f", "lavfi", "-i", "anullsrc=r=22050:cl=mono:d=70",
-                        "-f", "lavfi", "-i", "sine=f=440:r=22050:d=100", "-filter_complex",
-                        "[0][1]concat=n=2:v=0:a=1", "-c:a", "pcm_s16le", "-f", "wav", "pipe:1"],
-                       stdout=fh, check=True, timeout=60)
+    path = piped_wav(tmp_path / "piped.wav", quiet_s=70, tone_s=100, ffmpeg=ffmpeg)
     monkeypatch.setattr(decoder_module, "probe_duration", lambda *a, **k: None)
     got = decode(path, ffmpeg=ffmpeg)
     assert got.duration > 120 and max(start for start, _ in got.windows) > 70
     assert abs(dominant_hz(got.samples) - 440.0) < 2.0
-    silent = tmp_path / "silent.wav"  # all of it silent: that is still silent
-    with open(silent, "wb") as fh:
-        subprocess.run([ffmpeg, "-nostdin", "-v", "error", "-f", "lavfi", "-i", "anullsrc=r=22050:cl=mono:d=150",
-                        "-c:a", "pcm_s16le", "-f", "wav", "pipe:1"], stdout=fh, check=True, timeout=60)
+    silent = piped_wav(tmp_path / "silent.wav", quiet_s=150, ffmpeg=ffmpeg)  # all of it silent: still silent
     with pytest.raises(DecodeFailure) as e:
         decode(silent, ffmpeg=ffmpeg)
     assert e.value.reason == "silent"
@@ -452,12 +432,7 @@ def test_unknown_length_with_a_quiet_start_is_searched_before_it_is_called_silen
 def test_flac_this_ffmpeg_cannot_decode_is_a_decode_error_not_too_short(tmp_path, ffmpeg):
     """32-bit FLAC (written by the imageio-ffmpeg binary, a recent ffmpeg): older ffmpeg builds
     decode nothing from it and exit 0. That is a decode_error (or audio, where ffmpeg reads it)."""
-    import imageio_ffmpeg
-
-    path = tmp_path / "s32.flac"
-    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-v", "error", "-f", "lavfi", "-i", "sine=f=440:d=3",
-                    "-ac", "1", "-sample_fmt", "s32", "-c:a", "flac", "-strict", "experimental",
-                    "-bits_per_raw_sample", "32", str(path)], check=True, timeout=60)
+    path = flac_s32(tmp_path / "s32.flac")
     assert read_tags(path).duration == pytest.approx(3.0, abs=0.1)
     try:
         got = decode(path, ffmpeg=ffmpeg)
@@ -473,9 +448,7 @@ def test_flac_this_ffmpeg_cannot_decode_is_a_decode_error_not_too_short(tmp_path
 def test_libsndfile_chatter_is_logged_at_debug_not_printed(tmp_path, ffmpeg):
     """A damaged MP3 that ffmpeg refuses goes to the libsndfile fallback, whose libmpg123 prints
     notes on fd 2: they are caught and logged at debug level instead."""
-    rng = np.random.default_rng(1)
-    junk = tmp_path / "junk.mp3"
-    junk.write_bytes(b"".join(b"\xff\xfb\x90\x64" + rng.bytes(413) for _ in range(300)))
+    junk = mpeg_noise(tmp_path / "junk.mp3")
     raw = subprocess.run([sys.executable, "-c", f"import soundfile; soundfile.read({str(junk)!r})"],
                          capture_output=True, text=True, timeout=60)
     if "mpg123" not in raw.stderr:

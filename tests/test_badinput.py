@@ -10,15 +10,11 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import stat
-import struct
 import subprocess
 import sys
 import tempfile
 import time
-import unicodedata
-import zlib
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -26,16 +22,26 @@ import numpy as np
 import pytest
 import yaml
 
-from recengine.analysis.decode import DecodeFailure, find_ffmpeg, pid_alive
+from recengine.analysis.decode import DecodeFailure, pid_alive
 from recengine.library import Scanner, ScanReport
 from recengine.testing import encode, tone
 
+from .bad_inputs import (
+    EXPECTED,
+    PLAYLISTS,
+    SILENT_MINUTES,
+    SPECIAL,
+    VANISHING,
+    fake_ffmpeg_env,
+    hanging_and_flooding,
+    make_corpus,
+    readable_as_this_user,
+)
 from .conftest import make_engine
 from .fakes import ffmpeg_fake
 from .fakes.decoding import decode
 
 REPO = Path(__file__).resolve().parent.parent
-SILENT_MINUTES = 20  # the plan says 3 hours; 20 minutes shows the same (windows only) and stays quick
 
 
 # An extractor in a drop-in plugin folder: the scan featurises with it whatever the built-in
@@ -68,166 +74,14 @@ def plugin_dir(tmp_path_factory) -> str:
     return str(folder)
 
 
-# --- corpus -------------------------------------------------------------------------------------------
-
-
-def wav(samples: np.ndarray, sr: int, *, fmt: int = 1, bits: int = 16, lie: int = 0) -> bytes:
-    """A WAV file by hand: ``samples`` (n, channels) floats; ``fmt`` 1 = PCM, 3 = float; ``lie``
-    bytes added to the sizes in the header (a header claiming more data than the file holds)."""
-    n, channels = samples.shape
-    if fmt == 3:
-        data = samples.astype("<f4").tobytes()
-    elif bits == 8:
-        data = np.round(samples * 127 + 128).astype(np.uint8).tobytes()
-    elif bits == 16:
-        data = np.round(samples * 32767).astype("<i2").tobytes()
-    else:  # 24-bit: the low three bytes of each little-endian int32
-        as32 = np.round(samples * 8388607).astype("<i4").reshape(-1)
-        data = as32.view(np.uint8).reshape(-1, 4)[:, :3].tobytes()
-    align = channels * bits // 8
-    fmt_chunk = struct.pack("<HHIIHH", fmt, channels, sr, sr * align, align, bits)
-    return (
-        b"RIFF"
-        + struct.pack("<I", 4 + 8 + 16 + 8 + len(data) + lie)
-        + b"WAVE"
-        + b"fmt "
-        + struct.pack("<I", 16)
-        + fmt_chunk
-        + b"data"
-        + struct.pack("<I", len(data) + lie)
-        + data
-    )
-
-
-def sine(sr: int, seconds: float, hz: float = 440.0, channels: int = 1) -> np.ndarray:
-    t = np.arange(int(sr * seconds)) / sr
-    return np.repeat((0.5 * np.sin(2 * np.pi * hz * t))[:, None], channels, axis=1)
-
-
-def png_bytes() -> bytes:
-    """A valid 1x1 RGBA PNG."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 6, 0, 0, 0))
-        + chunk(b"IDAT", zlib.compress(b"\x00\x00\x00\x00\x00"))
-        + chunk(b"IEND", b"")
-    )
-
-
-NFC = unicodedata.normalize("NFC", "café.mp3")
-NFD = unicodedata.normalize("NFD", "café.mp3")
-LONG = "x" * 251 + ".mp3"  # 255 bytes, the usual NAME_MAX
-
-# relpath -> the classes it may land in ("ok" = featurised)
-EXPECTED: dict[str, set[str]] = {
-    "good.flac": {"ok"},
-    "empty.mp3": {"empty"},  # T27a
-    "cut.mp3": {"ok", "too_short"},  # T27b
-    "random.flac": {"decode_error"},  # T27c
-    "text.ogg": {"not_audio"},  # T27d
-    "cover.mp3": {"not_audio"},
-    "hls.mp3": {"not_audio"},  # T27l: a playlist disguised as audio
-    "video.m4a": {"no_audio_stream"},  # T27e
-    "video.mp4": {"no_audio_stream"},
-    # T27f allows "featurised or too_short"; these hold 1.5-2 s of real audio, so featurised
-    "wav/lying.wav": {"ok"},  # header claims ~50 MB more data than there is
-    "wav/u8.wav": {"ok"},
-    "wav/s24.wav": {"ok"},
-    "wav/f32.wav": {"ok"},
-    "wav/6ch.wav": {"ok"},
-    "wav/384k.wav": {"ok"},
-    "wav/1sample.wav": {"too_short"},
-    "silent.flac": {"silent"},  # T27g
-    "names/a:b.mp3": {"ok"},  # T27h
-    "names/-rf.mp3": {"ok"},
-    "names/名前.flac": {"ok"},
-    f"names/{NFC}": {"ok"},
-    f"names/{NFD}": {"ok"},
-    "names/new\nline.mp3": {"ok"},
-    f"names/{LONG}": {"ok"},
-    "names/trailing .mp3": {"ok"},
-    "names/folder /inside.mp3": {"ok"},
-    # T27j: `permission`, but featurised where mode 000 does not stop reading (root): see
-    # test_mode_000_file for the exact expectation
-    "locked.mp3": {"ok", "permission"},
-}
-SPECIAL = ("special/fifo.wav", "special/socket.wav", "special/zero.wav")  # T27i
-PLAYLISTS = ("lists/stream.m3u8", "lists/album.cue", "lists/radio.pls")  # T27l
-VANISHING = "vanish.mp3"  # T27k
-
-
-def lavfi(ff: str, source: str, out: Path, *args: str) -> None:
-    """Write ``out`` from ffmpeg's lavfi ``source`` with the output ``args``."""
-    cmd = [ff, "-nostdin", "-loglevel", "error", "-y", "-f", "lavfi", "-i", source, *args, str(out)]
-    subprocess.run(cmd, check=True, timeout=60)
-
-
-def make_corpus(root: Path) -> None:
-    ff = find_ffmpeg()
-    root.mkdir(parents=True, exist_ok=True)
-    encode(tone(330.0, 2.0), root / "good.flac")
-    (root / "empty.mp3").write_bytes(b"")
-    full = encode(tone(440.0, 8.0), root.parent / "full.mp3")  # 128 kb/s: 10 KiB is ~0.6 s
-    (root / "cut.mp3").write_bytes(full.read_bytes()[: 10 * 1024])
-    (root / "random.flac").write_bytes(np.random.default_rng(0).bytes(1 << 20))
-    (root / "text.ogg").write_text("This is not a song.\nIt is a text file with an audio name.\n" * 40)
-    (root / "cover.mp3").write_bytes(png_bytes())
-    (root / "hls.mp3").write_text(
-        "#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10,\n/etc/passwd\n#EXT-X-ENDLIST\n"
-    )
-    for name in ("video.m4a", "video.mp4"):
-        lavfi(ff, "color=c=black:s=16x16:d=1", root / name, "-c:v", "mpeg4")
-    w = root / "wav"
-    w.mkdir()
-    (w / "lying.wav").write_bytes(wav(sine(8000, 2.0), 8000, lie=50_000_000))
-    (w / "u8.wav").write_bytes(wav(sine(8000, 2.0), 8000, bits=8))
-    (w / "s24.wav").write_bytes(wav(sine(8000, 2.0), 8000, bits=24))
-    (w / "f32.wav").write_bytes(wav(sine(8000, 2.0), 8000, fmt=3, bits=32))
-    (w / "6ch.wav").write_bytes(wav(sine(8000, 2.0, channels=6), 8000))
-    (w / "384k.wav").write_bytes(wav(sine(384000, 1.5), 384000))
-    (w / "1sample.wav").write_bytes(wav(sine(8000, 1.0)[:1], 8000))
-    lavfi(ff, "anullsrc=r=8000:cl=mono", root / "silent.flac", "-t", str(SILENT_MINUTES * 60), "-c:a", "flac")
-    names = root / "names"
-    for i, rel in enumerate(r for r in EXPECTED if r.startswith("names/")):
-        encode(tone(200.0 + 50 * i, 1.5), root / rel)
-    assert len({p.name for p in names.iterdir()}) == 9  # the NFC/NFD twins are two files
-    encode(tone(770.0, 1.5), root / "locked.mp3")
-    (root / "locked.mp3").chmod(0)
-    special = root / "special"
-    special.mkdir()
-    os.mkfifo(special / "fifo.wav")
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.bind(str(special / "socket.wav"))
-    sock.close()  # the socket file stays
-    (special / "zero.wav").symlink_to("/dev/zero")
-    lists = root / "lists"
-    lists.mkdir()
-    (lists / "stream.m3u8").write_text(
-        "#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10,\n/etc/passwd\n#EXT-X-ENDLIST\n"
-    )
-    (lists / "album.cue").write_text('FILE "/etc/passwd" WAVE\n  TRACK 01 AUDIO\n    INDEX 01 00:00:00\n')
-    (lists / "radio.pls").write_text("[playlist]\nFile1=/etc/passwd\nNumberOfEntries=1\n")
-    encode(tone(550.0, 1.5), root / VANISHING)
-
-
 @pytest.fixture(scope="module")
 def fake_ffmpeg(tmp_path_factory):
     """The logging ffmpeg, set as RECENGINE_FFMPEG for this module (workers inherit it)."""
     bin_dir = tmp_path_factory.mktemp("fakebin")
-    log = bin_dir / "calls.jsonl"
-    piddir = bin_dir / "pids"
-    piddir.mkdir()
-    real = find_ffmpeg()
-    exe = ffmpeg_fake.install(bin_dir)
+    env = fake_ffmpeg_env(bin_dir)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("FAKE_FFMPEG_REAL", real)
-        mp.setenv("FAKE_FFMPEG_LOG", str(log))
-        mp.setenv("FAKE_FFMPEG_PIDDIR", str(piddir))
-        mp.setenv("RECENGINE_FFMPEG", str(exe))
+        for var, value in env.items():
+            mp.setenv(var, value)
         for var in (
             "RECENGINE_CONFIG",
             "RECENGINE_DISABLE_PLUGINS",
@@ -235,6 +89,8 @@ def fake_ffmpeg(tmp_path_factory):
             "RECENGINE_FAULTPOINT",
         ):
             mp.delenv(var, raising=False)
+        exe, log, piddir = Path(env["RECENGINE_FFMPEG"]), Path(env["FAKE_FFMPEG_LOG"]), Path(env["FAKE_FFMPEG_PIDDIR"])
+        real = env["FAKE_FFMPEG_REAL"]
         yield SimpleNamespace(exe=exe, log=log, piddir=piddir, real=real)
 
 
@@ -350,12 +206,7 @@ def test_mode_000_file(scanned):
     """T27j. As root, mode 000 does not stop reading (os.access says so), so the file is featurised;
     as another user it is a `permission` failure."""
     reason = outcome(scanned.engine, scanned.root)["locked.mp3"]
-    os.chmod(scanned.root / "locked.mp3", 0)
-    try:
-        readable = os.access(scanned.root / "locked.mp3", os.R_OK)
-    finally:
-        os.chmod(scanned.root / "locked.mp3", 0o644)
-    assert reason == ("ok" if readable else "permission")
+    assert reason == ("ok" if readable_as_this_user(scanned.root / "locked.mp3") else "permission")
 
 
 def test_silent_long_file_decodes_only_windows(scanned, fake_ffmpeg):
@@ -454,9 +305,7 @@ def test_hanging_and_flooding_ffmpeg(tmp_path, fake_ffmpeg, engine_factory, plug
     for pid_file in fake_ffmpeg.piddir.iterdir():
         pid_file.unlink()
     root = tmp_path / "lib"
-    # encoded under other names: encoding goes through the fake too
-    encode(tone(440.0, 2.0), root / "a.mp3").rename(root / "a_HANGME.mp3")
-    encode(tone(440.0, 2.0), root / "b.wav").rename(root / "b_FLOODME.wav")
+    hanging_and_flooding(root)
     for i in range(4):
         encode(tone(300.0 + 100 * i, 1.5), root / f"c{i}.flac")
     engine = engine_factory([root], analysis__timeout_s=2.0, plugin_dirs=[plugin_dir])

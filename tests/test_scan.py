@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import stat
 import subprocess
 import sys
 import textwrap
@@ -19,6 +18,8 @@ from recengine.engine import Engine
 from recengine.library import SENTINEL, ScanReport
 from recengine.models import HistoryEvent
 from recengine.testing import encode, noise, tone, write_counting_plugin
+
+from .bad_inputs import non_utf8_name, special_entries
 
 
 @pytest.fixture
@@ -325,9 +326,8 @@ def test_file_name_not_valid_utf8_is_stored_losslessly(tmp_path, counting):
     after it too; the catalog gives the exact name back, a rescan finds it unchanged, a rename is a move."""
     lib = tmp_path / "lib"
     encode(tone(300, 1.2), lib / "a.wav")
-    os.rename(encode(tone(500, 1.2), lib / "b.wav"), os.fsencode(lib) + b"/\xff.wav")
+    raw = os.fsencode(non_utf8_name(lib))
     encode(tone(700, 1.2), lib / "z.wav")
-    raw = os.fsencode(lib) + b"/\xff.wav"
     with open_engine(tmp_path, [lib], counting.dir) as engine:
         report = engine.scan()
         assert (report.added, report.featurised, sum(report.failed.values())) == (3, 3, 0)
@@ -421,20 +421,7 @@ def test_special_files_are_listed_as_skipped_with_a_reason(tmp_path, counting):
     keeps the list (recengine status --json: catalog.skipped)."""
     lib, outside = tmp_path / "lib", tmp_path / "outside"
     encode(tone(440, 1.2), lib / "good.wav")
-    encode(tone(660, 1.2), outside / "x.wav")
-    os.mkfifo(lib / "pipe.wav")
-    os.symlink("loop.mp3", lib / "loop.mp3")
-    os.symlink(outside / "x.wav", lib / "out.wav")
-    os.symlink("/dev/zero", lib / "zero.wav")
-    os.symlink("missing.wav", lib / "dangling.wav")
-    os.symlink(outside, lib / "elsewhere")
-    expected = {"pipe.wav": "fifo", "loop.mp3": "symlink_loop", "out.wav": "symlink_outside",
-                "zero.wav": "symlink_outside", "dangling.wav": "broken_symlink", "elsewhere": "directory_symlink"}
-    try:
-        os.mknod(lib / "tty.wav", 0o600 | stat.S_IFCHR, os.makedev(1, 3))
-        expected["tty.wav"] = "device"
-    except (PermissionError, OSError):
-        pass  # no CAP_MKNOD here
+    expected = special_entries(lib, outside)
     with open_engine(tmp_path, [lib], counting.dir) as engine:
         report = engine.scan()
         assert report.added == 1 and report.featurised == 1
