@@ -6,7 +6,7 @@ from its modules by the daemon: a ``scan`` never loads watchdog.
 
 from recengine.library.reconcile import SENTINEL, content_sig
 from recengine.library.report import ScanReport
-from recengine.library.scan import FeatureExecutor, Scanner
+from recengine.library.scan import Scanner
 from recengine.library.settings import LibrarySettings, ScanSettings
 
-__all__ = ["SENTINEL", "FeatureExecutor", "LibrarySettings", "ScanReport", "ScanSettings", "Scanner", "content_sig"]
+__all__ = ["SENTINEL", "LibrarySettings", "ScanReport", "ScanSettings", "Scanner", "content_sig"]

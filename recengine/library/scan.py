@@ -15,9 +15,8 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Protocol
 
-from recengine.analysis import FeatureJob, FeatureResult
+from recengine.analysis import FeatureExecutor, FeatureJob, FeatureResult
 from recengine.catalog import Catalog
 from recengine.fileio import PidLock
 from recengine.library.reconcile import Reconciler
@@ -28,14 +27,6 @@ log = logging.getLogger(__name__)
 
 #: The writer lock beside the catalog: one process reconciles and featurises a data dir at a time.
 WRITER_LOCK = "writer.lock"
-
-
-class FeatureExecutor(Protocol):
-    """Runs feature jobs somewhere (worker processes here) and yields their results as they come."""
-
-    def map(self, jobs: list[FeatureJob], *, stop: Callable[[], bool]) -> Iterator[FeatureResult]: ...
-
-    def close(self) -> None: ...
 
 
 class Scanner:
