@@ -176,7 +176,7 @@ def test_scrobbler_log(tmp_path):
     f.write_text(SCROBBLER_LOG, encoding="utf-8")
     result = load_history(f, "scrobbler")
     assert result.listens == [
-        Listen("Massive Attack", "Teardrop", "Mezzanine", float(T0)),
+        Listen("Massive Attack", "Teardrop", "Mezzanine", float(T0), mbid="10000730-e5a3-4a4c-a1c8-1f8ed1a2e5f6"),
         Listen("Massive Attack", "Angel", "Mezzanine", float(T0 + 400), skipped=True),
         Listen("Portishead", "Sour Times", None, float(T0 + 900)),
     ]

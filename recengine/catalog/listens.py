@@ -69,6 +69,8 @@ class ListenStore(Database):
         return self.query("SELECT count(*) FROM pending_listens")[0][0]
 
     def track_ids_by_mbid(self) -> dict[str, int]:
-        """Recording MBID -> track, for present tracks whose tags carry one."""
-        return {m: t for m, t in self.query("SELECT mbid, track_id FROM tracks WHERE mbid IS NOT NULL "
-                                            "AND missing_since IS NULL")}
+        """Recording MBID (lower case) -> track, for present tracks whose tags carry one; of several
+        files with the same MBID the lowest track id (the choice is stable)."""
+        return {m: t for m, t in self.query(
+            "SELECT lower(trim(mbid)) AS m, min(track_id) FROM tracks WHERE mbid IS NOT NULL AND trim(mbid) != '' "
+            "AND missing_since IS NULL GROUP BY m")}

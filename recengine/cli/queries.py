@@ -93,7 +93,7 @@ def _import_history(engine, args) -> int:
 
     if not args.tracks:
         raise UsageError("history import: name at least one history file")
-    matcher = Matcher(engine.catalog.tracks(present=False))
+    matcher = Matcher(engine.catalog.tracks(present=False), engine.catalog.track_ids_by_mbid())
     for ref in args.tracks:
         try:
             report = import_history(Path(ref), args.format, user=args.user, matcher=matcher,

@@ -11,8 +11,16 @@ after 1970 and at most a day ahead; Last.fm dates (``31 Jan 2021 14:05``) are UT
 from recengine.importers.history_import import ImportReport, import_history
 from recengine.importers.loading import FORMATS, detect_format, load_history, read_history
 from recengine.importers.matching import Matcher, match_listens, match_rate, normalise
-from recengine.importers.records import HistoryImportError, ImportResult, Listen, ListenStream, parse_time
+from recengine.importers.records import (
+           HistoryImportError,
+           ImportResult,
+           Listen,
+           ListenStream,
+           mbid_of,
+           parse_time,
+)
 
 __all__ = ["FORMATS", "HistoryImportError", "ImportReport", "ImportResult", "Listen", "ListenStream", "Matcher",
-           "detect_format", "import_history", "load_history", "match_listens", "match_rate", "normalise", "parse_time",
+           "detect_format", "import_history", "load_history", "match_listens", "match_rate", "mbid_of", "normalise",
+           "parse_time",
            "read_history"]

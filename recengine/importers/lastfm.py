@@ -7,13 +7,15 @@ import csv
 import os
 from collections.abc import Iterator
 
-from recengine.importers.records import HistoryImportError, Item, Listen, lines, parse_time, text_of
+from recengine.importers.records import HistoryImportError, Item, Listen, lines, mbid_of, parse_time, text_of
 
 _ARTIST_COLS = ("artist", "artist_name", "artist name", "artistname")
 _ALBUM_COLS = ("album", "album_name", "album name", "release", "release_name")
 _TITLE_COLS = ("track", "title", "track_name", "track name", "name", "song")
 # Unix columns first: they carry no timezone doubt.
 _DATE_COLS = ("uts", "date_uts", "timestamp", "utc_time", "date", "time", "played_at", "datetime")
+# The track's MusicBrainz id (Last.fm's track mbid is the recording's), used for matching.
+_MBID_COLS = ("track_mbid", "recording_mbid", "mbid", "track mbid", "musicbrainz_trackid")
 
 
 def _column(header: list[str], names: tuple[str, ...]) -> int | None:
@@ -27,14 +29,15 @@ def read_lastfm_csv(path: str | os.PathLike[str]) -> Iterator[Item]:
     """The listens of a Last.fm scrobbles CSV, and a :class:`HistoryImportError` per bad row.
 
     With a header row (any order; columns ``artist``, ``album``, ``track``/``title``/``name`` and
-    ``uts`` or ``date``/``utc_time``/``timestamp``, case-insensitive) or without one, in which case
-    the columns are ``artist, album, track, date``. Dates are unix seconds (or milliseconds) or
+    ``uts`` or ``date``/``utc_time``/``timestamp``, case-insensitive; ``track_mbid`` where present
+    is used for matching) or without one, in which case the columns are ``artist, album, track,
+    date``. Dates are unix seconds (or milliseconds) or
     ``DD Mon YYYY HH:MM`` in UTC. Rows without a date (a "now playing" row) are bad rows like any
     other.
     """
     bad: set[int] = set()
     reader = csv.reader(text for _, text in lines(path, bad))
-    cols: tuple[int, int | None, int, int] | None = None
+    cols: tuple[int, int | None, int, int, int | None] | None = None
     last_line = 0
     try:
         for row in reader:
@@ -53,17 +56,17 @@ def read_lastfm_csv(path: str | os.PathLike[str]) -> Iterator[Item]:
                     d = _column(header, _DATE_COLS)
                     if d is None:
                         raise HistoryImportError("header has no date column (uts or date)", file=path, line=start)
-                    cols = (a, _column(header, _ALBUM_COLS), t, d)
+                    cols = (a, _column(header, _ALBUM_COLS), t, d, _column(header, _MBID_COLS))
                     continue
-                cols = (0, 1, 2, 3)
+                cols = (0, 1, 2, 3, None)
             yield _listen(row, cols, path, start)
     except csv.Error as exc:
         raise HistoryImportError(f"CSV: {exc}", file=path, line=reader.line_num) from None
 
 
-def _listen(row: list[str], cols: tuple[int, int | None, int, int], path: str | os.PathLike[str],
+def _listen(row: list[str], cols: tuple[int, int | None, int, int, int | None], path: str | os.PathLike[str],
             line: int) -> Item:
-    a, al, t, d = cols
+    a, al, t, d, m = cols
     needed = max(a, t, d, al or 0) + 1
     if len(row) < needed:
         return HistoryImportError(f"expected at least {needed} columns, found {len(row)}", file=path, line=line)
@@ -74,4 +77,5 @@ def _listen(row: list[str], cols: tuple[int, int | None, int, int], path: str | 
         at = parse_time(row[d])
     except ValueError as exc:
         return HistoryImportError(str(exc), file=path, line=line)
-    return Listen(artist, title, text_of(row[al]) if al is not None else None, at)
+    mbid = mbid_of(row[m]) if m is not None and m < len(row) else None
+    return Listen(artist, title, text_of(row[al]) if al is not None else None, at, mbid=mbid)

@@ -8,7 +8,16 @@ import os
 from collections.abc import Iterator
 from typing import NoReturn, TextIO
 
-from recengine.importers.records import HistoryImportError, Item, Listen, lines, parse_time, path_of, text_of
+from recengine.importers.records import (
+    HistoryImportError,
+    Item,
+    Listen,
+    lines,
+    mbid_of,
+    parse_time,
+    path_of,
+    text_of,
+)
 
 _PATH_KEYS = ("file_path", "filepath", "path", "location", "file")
 #: An array is read this many characters at a time ...
@@ -31,10 +40,14 @@ def listen_of(obj: object) -> Listen:
         raise ValueError("missing listened_at")
     at = parse_time(obj["listened_at"])
     info = tm.get("additional_info")
-    path = None
+    path = mbid = None
     if isinstance(info, dict):
         path = next((p for k in _PATH_KEYS if (p := path_of(info.get(k)))), None)
-    return Listen(artist, title, text_of(tm.get("release_name")), at, path=path)
+        mbid = mbid_of(info.get("recording_mbid"))
+    mapping = tm.get("mbid_mapping")
+    if mbid is None and isinstance(mapping, dict):  # what ListenBrainz itself mapped the listen to
+        mbid = mbid_of(mapping.get("recording_mbid"))
+    return Listen(artist, title, text_of(tm.get("release_name")), at, path=path, mbid=mbid)
 
 
 def _first_char(path: str | os.PathLike[str]) -> str | None:
@@ -67,7 +80,8 @@ def read_listenbrainz(path: str | os.PathLike[str]) -> Iterator[Item]:
     A listen needs ``listened_at`` and ``track_metadata.artist_name`` / ``track_name``;
     ``release_name`` becomes the album and a path in ``additional_info`` (``file_path``,
     ``filepath``, ``path``, ``location`` or ``file``; ``file://`` URIs decoded) enables matching
-    by path. JSON lines and arrays are read one listen at a time; in an array, bad items are
+    by path; ``additional_info.recording_mbid``, else ``mbid_mapping.recording_mbid`` (what
+    ListenBrainz mapped the listen to, in its exports), matching by MBID. JSON lines and arrays are read one listen at a time; in an array, bad items are
     reported as "item N" (the line is not known). A record nested too deeply for the JSON reader
     is a bad record like any other.
     """

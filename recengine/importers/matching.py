@@ -1,5 +1,6 @@
-"""Listens matched to library tracks: by file path when the export has one, else by normalised
-artist and title, with the album breaking ties."""
+"""Listens matched to library tracks: by file path when the export has one, then by MusicBrainz
+recording id when the export names one that a file's tags carry, else by normalised artist and
+title, with the album breaking ties. File imports and the scrobble endpoint use this one matcher."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import os
 import re
 import unicodedata
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from urllib.parse import unquote, urlparse
 
 from recengine.importers.records import Listen
@@ -78,12 +79,16 @@ class Matcher:
     1. By path, when the listen has one: tracks with the same file name (case-insensitive, NFC)
        are ranked by how many trailing path components agree; a single best match wins, so
        ``/mnt/player/Music/A/B/01.flac`` finds ``<root>/A/B/01.flac``. A tie falls through to 2.
-    2. By ``normalise(artist)`` and ``normalise(title)``. Several candidates: those whose album
+    2. By recording MBID, when the listen has one and ``mbids`` (the catalog's
+       :meth:`~recengine.catalog.Catalog.track_ids_by_mbid`: the ``MUSICBRAINZ_TRACKID`` tags)
+       knows it. An MBID that no file carries falls through to 3.
+    3. By ``normalise(artist)`` and ``normalise(title)``. Several candidates: those whose album
        also matches are kept when there are any; of what remains the lowest ``track_id`` is taken
        (the same recording in two places; the choice is stable across imports).
     """
 
-    def __init__(self, tracks: Iterable[Track]):
+    def __init__(self, tracks: Iterable[Track], mbids: Mapping[str, int] | None = None):
+        self.mbids = {m.strip().lower(): tid for m, tid in (mbids or {}).items()}
         self.key = functools.lru_cache(maxsize=NAME_CACHE)(normalise)
         self.by_name: dict[str, list[tuple[list[str], Track]]] = defaultdict(list)
         self.by_tags: dict[tuple[str, str], list[Track]] = defaultdict(list)
@@ -97,6 +102,8 @@ class Matcher:
     def match(self, listen: Listen) -> int | None:
         """The track id of ``listen``, or None when it is not in the library."""
         track_id = self._by_path(listen) if listen.path else None
+        if track_id is None and listen.mbid:
+            track_id = self.mbids.get(listen.mbid.strip().lower())
         return track_id if track_id is not None else self._by_tags(listen)
 
     def _by_path(self, listen: Listen) -> int | None:

@@ -26,7 +26,8 @@ FUTURE_SLACK_S = 86400.0
 
 @dataclass(frozen=True)
 class Listen:
-    """One listen from an export. ``at`` is unix seconds; ``skipped`` is True for a skip."""
+    """One listen from an export. ``at`` is unix seconds; ``skipped`` is True for a skip;
+    ``mbid`` is the MusicBrainz recording id the export names (lower case), if any."""
 
     artist: str
     title: str
@@ -35,6 +36,7 @@ class Listen:
     path: str | None = None
     listened_s: float | None = None
     skipped: bool = False
+    mbid: str | None = None
 
 
 class HistoryImportError(ValueError):
@@ -186,6 +188,13 @@ def text_of(value: object) -> str | None:
         value = str(value)
     value = value.strip()
     return value or None
+
+
+def mbid_of(value: object) -> str | None:
+    """A MusicBrainz id field as the catalog keeps it for matching: stripped, lower case; None when
+    empty."""
+    s = text_of(value)
+    return s.lower() if s else None
 
 
 def path_of(value: object) -> str | None:

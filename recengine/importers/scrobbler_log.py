@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 
-from recengine.importers.records import HistoryImportError, Item, Listen, lines, parse_time, text_of
+from recengine.importers.records import HistoryImportError, Item, Listen, lines, mbid_of, parse_time, text_of
 
 
 def read_scrobbler_log(path: str | os.PathLike[str]) -> Iterator[Item]:
@@ -14,7 +14,8 @@ def read_scrobbler_log(path: str | os.PathLike[str]) -> Iterator[Item]:
 
     Header lines start with ``#``; the first must be ``#AUDIOSCROBBLER/<version>``. Records are
     TAB-separated: artist, album, title, track number, length (s), rating (``L`` listened, ``S``
-    skipped), unix timestamp, optional MusicBrainz id. ``S`` gives ``skipped=True``. A log marked
+    skipped), unix timestamp, optional MusicBrainz recording id (used for matching). ``S`` gives
+    ``skipped=True``. A log marked
     ``#TZ/UNKNOWN`` holds device-local times, which are taken as they are.
     """
     bad: set[int] = set()
@@ -53,4 +54,5 @@ def _listen(fields: list[str], path: str | os.PathLike[str], line: int) -> Item:
         at = parse_time(fields[6])
     except ValueError as exc:
         return HistoryImportError(str(exc), file=path, line=line)
-    return Listen(artist, title, album, at, skipped=rating == "S")
+    mbid = mbid_of(fields[7]) if len(fields) > 7 else None
+    return Listen(artist, title, album, at, skipped=rating == "S", mbid=mbid)

@@ -5,7 +5,8 @@ plugin send ``POST /1/submit-listens`` with ``Authorization: Token <t>``; receng
 user a token (``recengine users token USER``). Implemented: ``submit-listens`` (``single``,
 ``playing_now``, ``import``), ``validate-token`` and ``feedback/recording-feedback`` (score 1 like,
 -1 dislike, 0 unlike). Listens are matched to tracks by recording MBID where the file's tags
-carry one, else by normalised artist + title (album breaking ties, :class:`recengine.importers.Matcher`);
+carry one, else by normalised artist + title (album breaking ties): :class:`recengine.importers.Matcher`,
+the matcher of file imports too;
 listens that match nothing are kept and matched again when tracks arrive. ``playing_now`` is not
 a play. Limits as ListenBrainz keeps them (a listen of at most 10,240 bytes, timestamps from
 2002-10-01 on) except the listens per request: 10,000 (ListenBrainz: 1,000), so a whole export
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from recengine.catalog.listens import PendingListen
-from recengine.importers import Listen, Matcher
+from recengine.importers import Listen, Matcher, mbid_of
 from recengine.models import HistoryEvent
 
 if TYPE_CHECKING:
@@ -87,13 +88,13 @@ def _parse_listen(raw: object, i: int, *, needs_time: bool, now: float) -> _Pars
         if not LISTEN_MINIMUM_TS <= at <= now + 86_400:
             raise ScrobbleError(400, f"{where}.listened_at: {at} is before 2002-10-01 or in the future")
     info = meta.get("additional_info") if isinstance(meta.get("additional_info"), dict) else {}
-    mbid = info.get("recording_mbid") if isinstance(info.get("recording_mbid"), str) else None
+    mbid = mbid_of(info.get("recording_mbid")) if isinstance(info.get("recording_mbid"), str) else None
     duration = None
     if isinstance(info.get("duration_ms"), int | float) and not isinstance(info.get("duration_ms"), bool):
         duration = float(info["duration_ms"]) / 1000.0
     elif isinstance(info.get("duration"), int | float) and not isinstance(info.get("duration"), bool):
         duration = float(info["duration"])
-    return _Parsed(Listen(artist, title, album, float(at) if needs_time else now), mbid, duration)
+    return _Parsed(Listen(artist, title, album, float(at) if needs_time else now, mbid=mbid), mbid, duration)
 
 
 class ListenBrainzService:
@@ -144,12 +145,10 @@ class ListenBrainzService:
 
     def _store(self, user: str, parsed: list[_Parsed]) -> SubmitResult:
         by_mbid = self.catalog.track_ids_by_mbid() if any(p.mbid for p in parsed) else {}
-        matcher = Matcher(self.catalog.tracks(present=True))
+        matcher = Matcher(self.catalog.tracks(present=True), by_mbid)
         events, pending = [], []
         for p in parsed:
-            track_id = by_mbid.get(p.mbid) if p.mbid else None
-            if track_id is None:
-                track_id = matcher.match(p.listen)
+            track_id = matcher.match(p.listen)
             if track_id is None:
                 pending.append(PendingListen(0, user, p.listen.artist, p.listen.title, p.listen.album, p.mbid,
                                              p.duration, p.listen.at, "listenbrainz"))
@@ -167,13 +166,10 @@ class ListenBrainzService:
         pending = self.catalog.pending_listens()
         if not pending:
             return 0
-        by_mbid = self.catalog.track_ids_by_mbid()
-        matcher = Matcher(self.catalog.tracks(present=True))
+        matcher = Matcher(self.catalog.tracks(present=True), self.catalog.track_ids_by_mbid())
         events, done = [], []
         for p in pending:
-            track_id = by_mbid.get(p.mbid) if p.mbid else None
-            if track_id is None:
-                track_id = matcher.match(Listen(p.artist, p.title, p.album, p.at))
+            track_id = matcher.match(Listen(p.artist, p.title, p.album, p.at, mbid=p.mbid))
             if track_id is not None:
                 events.append(HistoryEvent(p.user, track_id, "play", at=p.at, listened_s=p.duration,
                                            source=p.source))
@@ -194,7 +190,7 @@ class ListenBrainzService:
         mbid = body.get("recording_mbid")
         if not isinstance(mbid, str) or not mbid:
             raise ScrobbleError(400, "recording_mbid: required (recording_msid alone cannot be matched)")
-        track_id = self.catalog.track_ids_by_mbid().get(mbid)
+        track_id = self.catalog.track_ids_by_mbid().get(mbid.strip().lower())
         if track_id is None:
             raise ScrobbleError(404, f"no library track carries recording MBID {mbid}")
         event = HistoryEvent(user, track_id, FEEDBACK_KINDS[score], at=time.time() if now is None else now,
