@@ -46,7 +46,8 @@ class Engine:
     @classmethod
     def open(cls, config_path: str | os.PathLike[str] | None = None, *, raw: dict[str, Any] | None = None,
              env: Mapping[str, str] | None = None, entrypoints: bool = True, **overrides: Any) -> Engine:
-        """Open an engine from a config file (``None``: ``RECENGINE_CONFIG`` or ``./config.yaml``,
+        """Open an engine from a config file (``None``: the config location rules of
+        :func:`recengine.config.loader.locate_config`: ``$RECENGINE_CONFIG``, the XDG config, ``/etc/recengine``,
         else the built-in defaults), or from ``raw`` config data. ``overrides`` set dotted keys."""
         path = configmod.config_path(config_path, env) if raw is None else (Path(config_path) if config_path else None)
         config, plugins = load_settings(path, raw, env=env, entrypoints=entrypoints)

@@ -30,13 +30,13 @@ class LocalScaling:
         self.index = index
         self.k = k
         self._sigmas: dict[int, float] = {}
-        self._built_at: float | None = None
+        self._built_at: float | None = None  # the index build the cached sigmas belong to
         self._lock = threading.Lock()
 
     def sigmas(self, ids: list[int], vectors: np.ndarray) -> np.ndarray:
         """sigma of each of ``ids`` (their index ``vectors`` given, one row each)."""
         with self._lock:
-            built = getattr(self.index, "built_at", None)
+            built = self.index.built_at
             if built != self._built_at:
                 self._sigmas, self._built_at = {}, built
             cached = dict(self._sigmas)
