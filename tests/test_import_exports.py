@@ -95,3 +95,77 @@ def test_mbids_in_file_imports_match_tracks_whatever_the_names(tmp_path, cli, ca
                                 ("Ann/two.ogg", "play", T0 + 1), ("Ann/two.ogg", "play", T0 + 10),
                                 ("Bob/four.ogg", "play", T0 + 11), ("Bob/three.ogg", "play", T0 + 2)]
     assert [x.mbid for x in load_history(listens).listens] == [M1, M2, UNKNOWN, UNKNOWN]  # lower case
+
+
+# --- ListenBrainz ZIP exports and feedback ------------------------------------------------------
+
+
+def lb_export(artist, title, at, msid, mbid=None):
+    """A listen as the user-data export writes it: MSID in track_metadata, the MBID mapping beside it."""
+    meta = {"artist_name": artist, "track_name": title, "release_name": f"{artist} album",
+            "additional_info": {"media_player": "Navidrome", "submission_client": "navidrome"},
+            "recording_msid": msid,
+            "mbid_mapping": {"recording_mbid": mbid, "recording_name": title, "artist_mbids": []} if mbid else None}
+    return {"listened_at": float(at), "inserted_at": float(at + 5), "track_metadata": meta}
+
+
+FEEDBACK = [
+    {"recording_msid": "msid-one", "recording_mbid": M1, "score": 1, "created": T0 + 100},
+    {"recording_msid": "msid-three", "recording_mbid": None, "score": -1, "created": T0 + 101},  # via its listens
+    {"recording_msid": "msid-x", "recording_mbid": UNKNOWN, "score": 1, "created": T0 + 102},
+    {"recording_msid": "msid-unheard", "recording_mbid": None, "score": 1, "created": T0 + 103},
+]
+
+
+def jsonl(records) -> str:
+    return "".join(json.dumps(r) + "\n" for r in records)
+
+
+def write_export(path):
+    import zipfile
+
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        z.writestr("user.json", json.dumps({"user_id": 1, "username": "ann"}) + "\n")
+        z.writestr("listens/2023/11.jsonl", jsonl([
+            lb_export("Ann", "Uno", T0, "msid-one", M1),  # names differ: the mapping's MBID matches
+            lb_export("Bob", "Three", T0 + 1, "msid-three"),
+            lb_export("Nobody", "Nothing", T0 + 2, "msid-nothing")]))
+        z.writestr("listens/2023/2.jsonl", jsonl([lb_export("Bob", "Four", T0 - 86400 * 250, "msid-four")]))
+        z.writestr("feedback.jsonl", jsonl(FEEDBACK))
+        z.writestr("pinned_recording.jsonl", json.dumps({"recording_msid": "msid-one", "blurb_content": "x",
+                                                         "pinned_until": T0, "created": T0}) + "\n")
+    return path
+
+
+def test_a_listenbrainz_zip_export_and_its_feedback_import_once(tmp_path, cli, capsys):
+    export = write_export(tmp_path / "listenbrainz_ann_1700000000.zip")
+    assert cli(export) == 0
+    out = capsys.readouterr().out
+    assert "listenbrainz: 4 listens, 3 matched (75%), 1 not in the library" in out
+    assert "; 4 loves/hates, 2 matched" in out
+    first = events(tmp_path)
+    assert first == [("Ann/one.ogg", "like", T0 + 100), ("Ann/one.ogg", "play", T0),
+                     ("Bob/four.ogg", "play", T0 - 86400 * 250),
+                     ("Bob/three.ogg", "dislike", T0 + 101), ("Bob/three.ogg", "play", T0 + 1)]
+    assert cli(export) == 0  # the uniqueness rule: a second import adds nothing
+    assert events(tmp_path) == first
+
+
+def test_feedback_jsonl_alone_and_a_zip_that_is_no_export(tmp_path, cli, capsys):
+    feedback = tmp_path / "feedback.jsonl"
+    feedback.write_text(jsonl([*FEEDBACK, {"recording_mbid": M2, "score": 0, "created": T0 + 104},
+                               {"recording_mbid": M2, "score": 7, "created": T0 + 105}]))
+    assert cli(feedback) == 0
+    out = capsys.readouterr().out
+    assert "0 listens" in out and "5 loves/hates, 2 matched" in out and "1 unreadable records skipped" in out
+    assert events(tmp_path) == [("Ann/one.ogg", "like", T0 + 100), ("Ann/two.ogg", "unlike", T0 + 104)]
+    assert cli(feedback) == 0
+    assert len(events(tmp_path)) == 2
+
+    import zipfile
+
+    other = tmp_path / "photos.zip"
+    with zipfile.ZipFile(other, "w") as z:
+        z.writestr("readme.txt", "hello")
+    assert cli(other) == 1
+    assert "not a ListenBrainz export" in capsys.readouterr().err

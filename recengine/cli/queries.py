@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from recengine.cli.errors import EXIT_OK, CommandFailed, UsageError
+from recengine.cli.output import json_text
 from recengine.models import NotInIndex, TrackNotFound
 from recengine.recommend.filters import Filters
 
@@ -18,10 +18,10 @@ def filters_from(args) -> Filters:
 
 def print_recommendations(recs, as_json: bool, why: bool = False) -> None:
     if as_json:
-        print(json.dumps([{"path": str(r.track.path), "track_id": r.track.track_id, "artist": r.track.artist,
+        print(json_text([{"path": str(r.track.path), "track_id": r.track.track_id, "artist": r.track.artist,
                            "title": r.track.title, "album": r.track.album, "duration": r.track.duration,
                            "distance": None if r.distance is None else round(r.distance, 6),
-                           "score": round(r.score, 6), "why": r.why} for r in recs], indent=2, ensure_ascii=False))
+                           "score": round(r.score, 6), "why": r.why} for r in recs]))
         return
     for r in recs:
         dist = "" if r.distance is None else f"{r.distance:6.3f}  "
@@ -100,7 +100,8 @@ def _import_history(engine, args) -> int:
                                     record_events=engine.record_events)
         except (HistoryImportError, OSError) as exc:
             raise CommandFailed(str(exc)) from exc
+        loves = (f"; {report.feedback} loves/hates, {report.feedback_matched} matched" if report.feedback else "")
         print(f"{ref}: {report.format}: {report.listens} listens, {report.matched} matched "
               f"({report.match_rate:.0%}), {report.unmatched} not in the library, "
-              f"{report.skipped} unreadable records skipped")
+              f"{report.skipped} unreadable records skipped{loves}")
     return EXIT_OK

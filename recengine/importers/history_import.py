@@ -23,14 +23,17 @@ BATCH = 1000
 
 @dataclass
 class ImportReport:
-    """What one file gave: listens read, matched to the library, bad records skipped (the first
-    ones kept with their line)."""
+    """What one file gave: listens read, matched to the library, loves and hates (``feedback``:
+    ListenBrainz feedback, Last.fm loved tracks) read and matched, bad records skipped (the
+    first ones kept with their line)."""
 
     format: str
     listens: int = 0
     matched: int = 0
     skipped: int = 0
     problems: list[HistoryImportError] = field(default_factory=list)
+    feedback: int = 0
+    feedback_matched: int = 0
 
     @property
     def unmatched(self) -> int:
@@ -45,7 +48,9 @@ def import_history(path: str | os.PathLike[str], fmt: str | None = None, *, user
                    record_events: Callable[[Iterable[HistoryEvent]], object], strict: bool = False,
                    batch: int = BATCH) -> ImportReport:
     """Record the listens of ``path`` that ``matcher`` finds in the library as ``user``'s plays
-    (``skip`` for a skipped listen), source ``import:<format>``. Raises
+    (``skip`` for a skipped listen; loves and hates as ``like``, ``dislike``, ``unlike``), source
+    ``import:<format>``. What the catalog holds already (same user, track, time and kind) is not
+    added again, so importing a file twice adds nothing the second time. Raises
     :class:`HistoryImportError` (nothing recorded) when the file is not ``fmt`` at all."""
     check = read_history(path, fmt, strict=strict)
     for _ in check:
@@ -56,9 +61,12 @@ def import_history(path: str | os.PathLike[str], fmt: str | None = None, *, user
     while chunk := list(itertools.islice(listens, batch)):
         matches, _ = match_listens(chunk, matcher)
         if matches:
-            record_events([HistoryEvent(user, tid, "skip" if listen.skipped else "play", at=listen.at,
-                                        listened_s=listen.listened_s, source=f"import:{stream.format}")
+            record_events([HistoryEvent(user, tid, listen.kind, at=listen.at, listened_s=listen.listened_s,
+                                        source=f"import:{stream.format}")
                            for listen, tid in matches])
-        report.matched += len(matches)
-    report.listens, report.skipped, report.problems = stream.read, stream.skipped, stream.problems
+        loves = sum(1 for listen, _ in matches if listen.event)
+        report.feedback += sum(1 for listen in chunk if listen.event)
+        report.feedback_matched += loves
+        report.matched += len(matches) - loves
+    report.listens, report.skipped, report.problems = stream.read - report.feedback, stream.skipped, stream.problems
     return report

@@ -1,14 +1,17 @@
-"""ListenBrainz exports: a JSON array of listens, JSON lines (one listen per line), or an API
-response (``{"payload": {"listens": [...]}}``)."""
+"""ListenBrainz exports: a JSON array of listens, JSON lines (one listen per line), an API
+response (``{"payload": {"listens": [...]}}``), the user-data ZIP (:mod:`.listenbrainz_zip`), and
+feedback (``feedback.jsonl``, or ``{"feedback": [...]}``): loves and hates, as likes and dislikes."""
 
 from __future__ import annotations
 
 import json
 import os
 from collections.abc import Iterator
-from typing import NoReturn, TextIO
+from dataclasses import dataclass, field
+from typing import IO, NoReturn, TextIO
 
 from recengine.importers.records import (
+    FEEDBACK_EVENTS,
     HistoryImportError,
     Item,
     Listen,
@@ -16,6 +19,7 @@ from recengine.importers.records import (
     mbid_of,
     parse_time,
     path_of,
+    stream_lines,
     text_of,
 )
 
@@ -50,6 +54,58 @@ def listen_of(obj: object) -> Listen:
     return Listen(artist, title, text_of(tm.get("release_name")), at, path=path, mbid=mbid)
 
 
+@dataclass
+class Recordings:
+    """What the listens of an export say about the recordings its feedback names by MSID only
+    (ListenBrainz keeps a love of an unmapped recording under its MSID): the listens whose
+    ``recording_msid`` is ``wanted`` are remembered, so the love is matched by their MBID or names."""
+
+    wanted: set[str] = field(default_factory=set)
+    known: dict[str, Listen] = field(default_factory=dict)
+
+    def note(self, obj: dict, listen: Listen) -> None:
+        tm = obj.get("track_metadata")
+        msid = obj.get("recording_msid") or (tm.get("recording_msid") if isinstance(tm, dict) else None)
+        if isinstance(msid, str) and msid in self.wanted and (listen.mbid or msid not in self.known):
+            self.known[msid] = listen
+
+
+def feedback_of(obj: object, recordings: Recordings | None = None) -> Listen:
+    """A love (score 1: like), hate (-1: dislike) or removal (0: unlike) from one ListenBrainz
+    feedback object (``recording_mbid`` and/or ``recording_msid``, ``score``, ``created``);
+    ValueError says what is wrong. One named by MSID only takes what ``recordings`` knows of it
+    (else it has no names and matches nothing)."""
+    if not isinstance(obj, dict):
+        raise ValueError("a feedback record must be a JSON object")
+    score = obj.get("score")
+    if isinstance(score, bool) or score not in FEEDBACK_EVENTS:
+        raise ValueError(f"score must be 1 (love), -1 (hate) or 0, got {score!r}")
+    mbid, msid = mbid_of(obj.get("recording_mbid")), text_of(obj.get("recording_msid"))
+    if mbid is None and msid is None:
+        raise ValueError("missing recording_mbid and recording_msid")
+    if obj.get("created") is None:
+        raise ValueError("missing created")
+    at = parse_time(obj["created"])
+    known = recordings.known.get(msid) if recordings is not None and msid else None
+    if known is None:
+        return Listen("", "", None, at, mbid=mbid, event=FEEDBACK_EVENTS[score])
+    return Listen(known.artist, known.title, known.album, at, mbid=mbid or known.mbid, event=FEEDBACK_EVENTS[score])
+
+
+def is_feedback(obj: object) -> bool:
+    return isinstance(obj, dict) and "score" in obj and "track_metadata" not in obj
+
+
+def record_of(obj: object, recordings: Recordings | None = None) -> Listen:
+    """A listen or a feedback record, whichever ``obj`` is; a listen is noted in ``recordings``."""
+    if is_feedback(obj):
+        return feedback_of(obj, recordings)
+    listen = listen_of(obj)
+    if recordings is not None and recordings.wanted:
+        recordings.note(obj, listen)
+    return listen
+
+
 def _first_char(path: str | os.PathLike[str]) -> str | None:
     """The first character that is not white space, None for an empty file."""
     for _, text in lines(path):
@@ -70,20 +126,23 @@ def _is_jsonl(path: str | os.PathLike[str]) -> bool:
             return False
         except RecursionError:  # a whole (deeply nested) object on one line
             return True
-        return isinstance(obj, dict) and "payload" not in obj
+        return isinstance(obj, dict) and "payload" not in obj and "feedback" not in obj
     return False
 
 
 def read_listenbrainz(path: str | os.PathLike[str]) -> Iterator[Item]:
-    """The listens of a ListenBrainz export, and a :class:`HistoryImportError` per bad one.
+    """The listens (and loves and hates) of a ListenBrainz export file, and a
+    :class:`HistoryImportError` per bad record.
 
     A listen needs ``listened_at`` and ``track_metadata.artist_name`` / ``track_name``;
     ``release_name`` becomes the album and a path in ``additional_info`` (``file_path``,
     ``filepath``, ``path``, ``location`` or ``file``; ``file://`` URIs decoded) enables matching
     by path; ``additional_info.recording_mbid``, else ``mbid_mapping.recording_mbid`` (what
-    ListenBrainz mapped the listen to, in its exports), matching by MBID. JSON lines and arrays are read one listen at a time; in an array, bad items are
-    reported as "item N" (the line is not known). A record nested too deeply for the JSON reader
-    is a bad record like any other.
+    ListenBrainz mapped the listen to, in its exports), matching by MBID. A feedback record
+    (``feedback.jsonl``: ``recording_mbid``, ``score``, ``created``; see :func:`feedback_of`)
+    may stand where a listen does. JSON lines and arrays are read one record at a time; in an
+    array, bad items are reported as "item N" (the line is not known). A record nested too deeply
+    for the JSON reader is a bad record like any other.
     """
     first = _first_char(path)
     if first is None:
@@ -109,6 +168,8 @@ def _read_document(path: str | os.PathLike[str]) -> Iterator[Item]:
         raise HistoryImportError("invalid JSON: nested too deeply", file=path) from None
     if isinstance(doc, dict) and isinstance(doc.get("payload"), dict):
         doc = doc["payload"].get("listens")
+    elif isinstance(doc, dict) and isinstance(doc.get("feedback"), list):  # the feedback API's answer
+        doc = doc["feedback"]
     elif isinstance(doc, dict):
         doc = [doc]
     if not isinstance(doc, list):
@@ -117,32 +178,36 @@ def _read_document(path: str | os.PathLike[str]) -> Iterator[Item]:
         yield _item(item, i, path)
 
 
-def _item(obj: object, i: int, path: str | os.PathLike[str]) -> Item:
+def _item(obj: object, i: int, path: str | os.PathLike[str], recordings: Recordings | None = None) -> Item:
     try:
-        return listen_of(obj)
+        return record_of(obj, recordings)
     except ValueError as exc:
         return HistoryImportError(f"item {i}: {exc}", file=path)
 
 
 def _read_array(path: str | os.PathLike[str]) -> Iterator[Item]:
-    """The items of a top-level JSON array, decoded one at a time from a sliding buffer."""
     with open(path, encoding="utf-8-sig") as f:
-        buf = _ArrayBuffer(path, f)
-        buf.expect("[")
-        i = 0
-        while buf.peek() != "]":
-            if i:
-                buf.expect(",")
-            i += 1
-            try:
-                obj = buf.decode()
-            except RecursionError:
-                buf.skip_value()
-                yield HistoryImportError(f"item {i}: nested too deeply", file=path)
-                continue
-            yield _item(obj, i, path)
-        buf.pos += 1
-        buf.expect_end()
+        yield from array_items(f, path)
+
+
+def array_items(f: TextIO, path: str | os.PathLike[str], recordings: Recordings | None = None) -> Iterator[Item]:
+    """The items of a top-level JSON array, decoded one at a time from a sliding buffer."""
+    buf = _ArrayBuffer(path, f)
+    buf.expect("[")
+    i = 0
+    while buf.peek() != "]":
+        if i:
+            buf.expect(",")
+        i += 1
+        try:
+            obj = buf.decode()
+        except RecursionError:
+            buf.skip_value()
+            yield HistoryImportError(f"item {i}: nested too deeply", file=path)
+            continue
+        yield _item(obj, i, path, recordings)
+    buf.pos += 1
+    buf.expect_end()
 
 
 class _ArrayBuffer:
@@ -244,8 +309,14 @@ class _ArrayBuffer:
                     return
             i += 1
 def _read_lines(path: str | os.PathLike[str]) -> Iterator[Item]:
+    with open(path, "rb") as f:
+        yield from jsonl_items(f, path)
+
+
+def jsonl_items(f: IO[bytes], path: str | os.PathLike[str], recordings: Recordings | None = None) -> Iterator[Item]:
+    """The records of JSON lines (listens or feedback, one per line) from a binary stream."""
     bad: set[int] = set()
-    for lineno, text in lines(path, bad):
+    for lineno, text in stream_lines(f, path, bad):
         if not text.strip():
             continue
         if lineno in bad:
@@ -253,7 +324,7 @@ def _read_lines(path: str | os.PathLike[str]) -> Iterator[Item]:
             yield HistoryImportError("not valid UTF-8", file=path, line=lineno)
             continue
         try:
-            yield listen_of(json.loads(text))
+            yield record_of(json.loads(text), recordings)
         except json.JSONDecodeError as exc:
             yield HistoryImportError(f"invalid JSON: {exc.msg}", file=path, line=lineno)
         except RecursionError:

@@ -3,21 +3,31 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 from recengine.importers.lastfm import read_lastfm_csv
 from recengine.importers.listenbrainz import read_listenbrainz
-from recengine.importers.records import ImportResult, ListenStream
+from recengine.importers.listenbrainz_zip import ZIP_MAGIC, is_zip, read_export_zip
+from recengine.importers.records import ImportResult, Item, ListenStream
 from recengine.importers.scrobbler_log import read_scrobbler_log
 
-READERS = {"listenbrainz": read_listenbrainz, "lastfm": read_lastfm_csv, "scrobbler": read_scrobbler_log}
+
+def _read_listenbrainz(path: str | os.PathLike[str]) -> Iterator[Item]:
+    """A ListenBrainz export: the user-data ZIP, or one JSON / JSON lines file (feedback.jsonl too)."""
+    return read_export_zip(path) if is_zip(path) else read_listenbrainz(path)
+
+
+READERS = {"listenbrainz": _read_listenbrainz, "lastfm": read_lastfm_csv, "scrobbler": read_scrobbler_log}
 FORMATS = tuple(READERS)
 
 
 def detect_format(path: str | os.PathLike[str]) -> str:
-    """``"scrobbler"``, ``"listenbrainz"`` or ``"lastfm"``, from the start of the file."""
+    """``"scrobbler"``, ``"listenbrainz"`` (a ZIP too) or ``"lastfm"``, from the start of the file."""
     with open(path, "rb") as f:
         head = f.read(4096)
+    if head.startswith(ZIP_MAGIC):
+        return "listenbrainz"
     text = head.decode("utf-8", errors="replace").lstrip("\ufeff \t\r\n")
     if text.startswith("#AUDIOSCROBBLER"):
         return "scrobbler"

@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import IO
 from urllib.parse import unquote, urlparse
 
 #: At most this many bad records are kept with their line for the report; all are counted.
@@ -24,10 +25,16 @@ KEPT_PROBLEMS = 100
 FUTURE_SLACK_S = 86400.0
 
 
+#: What a feedback record is as a history event: ListenBrainz scores (1 love, -1 hate, 0 removed).
+FEEDBACK_EVENTS = {1: "like", -1: "dislike", 0: "unlike"}
+
+
 @dataclass(frozen=True)
 class Listen:
-    """One listen from an export. ``at`` is unix seconds; ``skipped`` is True for a skip;
-    ``mbid`` is the MusicBrainz recording id the export names (lower case), if any."""
+    """One record of an export: a listen, or (``event`` set) a love or hate. ``at`` is unix
+    seconds; ``skipped`` is True for a skip; ``mbid`` is the MusicBrainz recording id the export
+    names (lower case), if any; ``event`` is ``like``, ``dislike`` or ``unlike`` for feedback
+    (ListenBrainz feedback, Last.fm loved tracks), None for a play or skip."""
 
     artist: str
     title: str
@@ -37,6 +44,12 @@ class Listen:
     listened_s: float | None = None
     skipped: bool = False
     mbid: str | None = None
+    event: str | None = None
+
+    @property
+    def kind(self) -> str:
+        """The history event it becomes: play, skip, like, dislike or unlike."""
+        return self.event or ("skip" if self.skipped else "play")
 
 
 class HistoryImportError(ValueError):
@@ -111,17 +124,23 @@ def lines(path: str | os.PathLike[str], bad: set[int] | None = None) -> Iterator
     :class:`HistoryImportError` instead.
     """
     with open(path, "rb") as f:
-        for lineno, raw in enumerate(f, 1):
-            if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):
-                raw = raw[3:]
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError:
-                if bad is None:
-                    raise HistoryImportError("not valid UTF-8", file=path, line=lineno) from None
-                bad.add(lineno)
-                text = raw.decode("utf-8", errors="replace")
-            yield lineno, text
+        yield from stream_lines(f, path, bad)
+
+
+def stream_lines(f: IO[bytes], name: str | os.PathLike[str], bad: set[int] | None = None
+                 ) -> Iterator[tuple[int, str]]:
+    """:func:`lines` of an open binary stream (a member of a ZIP file); ``name`` is what errors say."""
+    for lineno, raw in enumerate(f, 1):
+        if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):
+            raw = raw[3:]
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            if bad is None:
+                raise HistoryImportError("not valid UTF-8", file=name, line=lineno) from None
+            bad.add(lineno)
+            text = raw.decode("utf-8", errors="replace")
+        yield lineno, text
 
 
 # --- timestamps ---------------------------------------------------------------------------------

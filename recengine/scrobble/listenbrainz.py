@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from recengine.catalog.listens import PendingListen
-from recengine.importers import Listen, Matcher, mbid_of
+from recengine.importers import FEEDBACK_EVENTS, Listen, Matcher, mbid_of
 from recengine.models import HistoryEvent
 
 if TYPE_CHECKING:
@@ -34,7 +34,7 @@ MAX_LISTEN_BYTES = 10_240
 MAX_LISTENS_PER_REQUEST = 10_000
 MAX_BODY_BYTES = 16 * 1024 * 1024
 LISTEN_MINIMUM_TS = 1_033_430_400  # 2002-10-01, as ListenBrainz
-FEEDBACK_KINDS = {1: "like", -1: "dislike", 0: "unlike"}
+FEEDBACK_KINDS = FEEDBACK_EVENTS  # 1 like, -1 dislike, 0 unlike: as the feedback of file imports
 
 
 class ScrobbleError(Exception):
