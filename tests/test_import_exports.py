@@ -46,8 +46,9 @@ def cli(tmp_path, scanned):
     config = tmp_path / "config.yaml"
     config.write_text(f"library: {{folders: ['{music}']}}\ndata_dir: '{tmp_path / 'data'}'\nplugin_dirs: []\n")
 
-    def run(*files, user="ann"):
-        return main(["--config", str(config), "history", "import", *map(str, files), "--user", user])
+    def run(*files, user="ann", fmt=None):
+        return main(["--config", str(config), "history", "import", *map(str, files), "--user", user,
+                     *(["--format", fmt] if fmt else [])])
 
     return run
 
@@ -157,7 +158,7 @@ def test_feedback_jsonl_alone_and_a_zip_that_is_no_export(tmp_path, cli, capsys)
                                {"recording_mbid": M2, "score": 7, "created": T0 + 105}]))
     assert cli(feedback) == 0
     out = capsys.readouterr().out
-    assert "0 listens" in out and "5 loves/hates, 2 matched" in out and "1 unreadable records skipped" in out
+    assert "feedback.jsonl: listenbrainz: 5 loves/hates, 2 matched; 1 unreadable records skipped" in out
     assert events(tmp_path) == [("Ann/one.ogg", "like", T0 + 100), ("Ann/two.ogg", "unlike", T0 + 104)]
     assert cli(feedback) == 0
     assert len(events(tmp_path)) == 2
@@ -169,3 +170,34 @@ def test_feedback_jsonl_alone_and_a_zip_that_is_no_export(tmp_path, cli, capsys)
         z.writestr("readme.txt", "hello")
     assert cli(other) == 1
     assert "not a ListenBrainz export" in capsys.readouterr().err
+
+
+# --- Last.fm loved tracks -----------------------------------------------------------------------
+
+
+LOVED = ("uts,utc_time,artist,artist_mbid,track,track_mbid\n"  # lastfm.ghan.nl's Loved Tracks export
+         f'"{T0 + 200}","14 Nov 2023, 22:16","Ann","","One",""\n'
+         f'"{T0 + 201}","14 Nov 2023, 22:16","Someone Else","","Another Name","{M2}"\n'
+         f'"{T0 + 202}","14 Nov 2023, 22:16","Nobody","","Nothing",""\n'
+         '"","","Bob","","Three",""\n')
+
+
+def test_lastfm_loved_tracks_become_likes_once(tmp_path, cli, capsys):
+    loved = tmp_path / "Loved Tracks ann.csv"
+    loved.write_text(LOVED)
+    assert cli(loved) == 0
+    out = capsys.readouterr().out
+    assert "lastfm-loved: 3 loves/hates, 2 matched; 1 unreadable records skipped" in out
+    likes = [("Ann/one.ogg", "like", T0 + 200), ("Ann/two.ogg", "like", T0 + 201)]
+    assert events(tmp_path) == likes
+    assert cli(loved) == 0
+    assert events(tmp_path) == likes
+
+    plain = tmp_path / "export.csv"  # any name, with --format
+    plain.write_text(LOVED.replace(f"{T0 + 200}", f"{T0 + 300}"))
+    assert cli(plain, fmt="lastfm-loved") == 0
+    assert ("Ann/one.ogg", "like", T0 + 300) in events(tmp_path)
+    headerless = tmp_path / "loved.csv"
+    headerless.write_text(f"Ann,One,{T0}\n")
+    assert cli(headerless) == 1
+    assert "a loved-tracks CSV needs a header row" in capsys.readouterr().err

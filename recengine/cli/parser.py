@@ -68,7 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("tracks", nargs="*", metavar="TRACK", help="track paths or ids (import: history files)")
     p.add_argument("--user", "-u", default="default", help="listener (default: default)")
     p.add_argument("--listened", type=seconds, metavar="S", help="seconds listened (play/skip)")
-    p.add_argument("--format", choices=("listenbrainz", "lastfm", "scrobbler"), help="import: file format (default: detect)")
+    p.add_argument("--format", choices=("listenbrainz", "lastfm", "lastfm-loved", "scrobbler"),
+                   help="import: file format (default: detect)")
 
     p = command("recommend", cmd_recommend, "personal recommendations from history, likes and dislikes")
     p.add_argument("--user", "-u", default="default", help="listener (default: default)")

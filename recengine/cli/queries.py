@@ -100,8 +100,11 @@ def _import_history(engine, args) -> int:
                                     record_events=engine.record_events)
         except (HistoryImportError, OSError) as exc:
             raise CommandFailed(str(exc)) from exc
-        loves = (f"; {report.feedback} loves/hates, {report.feedback_matched} matched" if report.feedback else "")
-        print(f"{ref}: {report.format}: {report.listens} listens, {report.matched} matched "
-              f"({report.match_rate:.0%}), {report.unmatched} not in the library, "
-              f"{report.skipped} unreadable records skipped{loves}")
+        parts = []
+        if report.listens or not report.feedback:
+            parts.append(f"{report.listens} listens, {report.matched} matched ({report.match_rate:.0%}), "
+                         f"{report.unmatched} not in the library")
+        if report.feedback:
+            parts.append(f"{report.feedback} loves/hates, {report.feedback_matched} matched")
+        print(f"{ref}: {report.format}: {'; '.join(parts)}; {report.skipped} unreadable records skipped")
     return EXIT_OK

@@ -1,5 +1,8 @@
-"""Last.fm scrobbles as CSV: with a header row naming the columns, or the common
-"Last.fm to CSV" export without one (``artist, album, track, date``)."""
+"""Last.fm scrobbles as CSV: with a header row naming the columns (the lastfm.ghan.nl export:
+``uts,utc_time,artist,artist_mbid,album,album_mbid,track,track_mbid``), or the common "Last.fm to
+CSV" export without one (``artist, album, track, date``); and Last.fm loved tracks as CSV with
+a header row (the same exporter's *Loved Tracks*: the scrobbles' columns, an album not needed),
+whose rows become likes at the time the track was loved."""
 
 from __future__ import annotations
 
@@ -25,7 +28,15 @@ def _column(header: list[str], names: tuple[str, ...]) -> int | None:
     return None
 
 
-def read_lastfm_csv(path: str | os.PathLike[str]) -> Iterator[Item]:
+def read_lastfm_loved(path: str | os.PathLike[str]) -> Iterator[Item]:
+    """The loved tracks of a Last.fm loved-tracks CSV as likes (:class:`Listen` with ``event``
+    ``like``), and a :class:`HistoryImportError` per bad row. The header row is required (artist,
+    track and date columns as for scrobbles; ``track_mbid`` used for matching); the date is when
+    the track was loved."""
+    return read_lastfm_csv(path, event="like")
+
+
+def read_lastfm_csv(path: str | os.PathLike[str], *, event: str | None = None) -> Iterator[Item]:
     """The listens of a Last.fm scrobbles CSV, and a :class:`HistoryImportError` per bad row.
 
     With a header row (any order; columns ``artist``, ``album``, ``track``/``title``/``name`` and
@@ -33,7 +44,7 @@ def read_lastfm_csv(path: str | os.PathLike[str]) -> Iterator[Item]:
     is used for matching) or without one, in which case the columns are ``artist, album, track,
     date``. Dates are unix seconds (or milliseconds) or
     ``DD Mon YYYY HH:MM`` in UTC. Rows without a date (a "now playing" row) are bad rows like any
-    other.
+    other. With ``event`` (loved tracks: ``like``) each row is that event, and a header is required.
     """
     bad: set[int] = set()
     reader = csv.reader(text for _, text in lines(path, bad))
@@ -58,14 +69,17 @@ def read_lastfm_csv(path: str | os.PathLike[str]) -> Iterator[Item]:
                         raise HistoryImportError("header has no date column (uts or date)", file=path, line=start)
                     cols = (a, _column(header, _ALBUM_COLS), t, d, _column(header, _MBID_COLS))
                     continue
+                if event is not None:
+                    raise HistoryImportError("a loved-tracks CSV needs a header row naming its artist, track and "
+                                             "date columns", file=path, line=start)
                 cols = (0, 1, 2, 3, None)
-            yield _listen(row, cols, path, start)
+            yield _listen(row, cols, path, start, event)
     except csv.Error as exc:
         raise HistoryImportError(f"CSV: {exc}", file=path, line=reader.line_num) from None
 
 
 def _listen(row: list[str], cols: tuple[int, int | None, int, int, int | None], path: str | os.PathLike[str],
-            line: int) -> Item:
+            line: int, event: str | None = None) -> Item:
     a, al, t, d, m = cols
     needed = max(a, t, d, al or 0) + 1
     if len(row) < needed:
@@ -78,4 +92,4 @@ def _listen(row: list[str], cols: tuple[int, int | None, int, int, int | None], 
     except ValueError as exc:
         return HistoryImportError(str(exc), file=path, line=line)
     mbid = mbid_of(row[m]) if m is not None and m < len(row) else None
-    return Listen(artist, title, text_of(row[al]) if al is not None else None, at, mbid=mbid)
+    return Listen(artist, title, text_of(row[al]) if al is not None else None, at, mbid=mbid, event=event)

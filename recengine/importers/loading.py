@@ -6,7 +6,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from recengine.importers.lastfm import read_lastfm_csv
+from recengine.importers.lastfm import read_lastfm_csv, read_lastfm_loved
 from recengine.importers.listenbrainz import read_listenbrainz
 from recengine.importers.listenbrainz_zip import ZIP_MAGIC, is_zip, read_export_zip
 from recengine.importers.records import ImportResult, Item, ListenStream
@@ -18,12 +18,14 @@ def _read_listenbrainz(path: str | os.PathLike[str]) -> Iterator[Item]:
     return read_export_zip(path) if is_zip(path) else read_listenbrainz(path)
 
 
-READERS = {"listenbrainz": _read_listenbrainz, "lastfm": read_lastfm_csv, "scrobbler": read_scrobbler_log}
+READERS = {"listenbrainz": _read_listenbrainz, "lastfm": read_lastfm_csv, "lastfm-loved": read_lastfm_loved,
+           "scrobbler": read_scrobbler_log}
 FORMATS = tuple(READERS)
 
 
 def detect_format(path: str | os.PathLike[str]) -> str:
-    """``"scrobbler"``, ``"listenbrainz"`` (a ZIP too) or ``"lastfm"``, from the start of the file."""
+    """``"scrobbler"``, ``"listenbrainz"`` (a ZIP too) or ``"lastfm"``, from the start of the file;
+    ``"lastfm-loved"`` for a CSV whose name says ``loved`` (``Loved Tracks alice.csv``)."""
     with open(path, "rb") as f:
         head = f.read(4096)
     if head.startswith(ZIP_MAGIC):
@@ -35,7 +37,7 @@ def detect_format(path: str | os.PathLike[str]) -> str:
         return "listenbrainz"
     if Path(path).suffix.lower() == ".log":
         return "scrobbler"
-    return "lastfm"
+    return "lastfm-loved" if "loved" in Path(path).name.lower() else "lastfm"
 
 
 def read_history(path: str | os.PathLike[str], fmt: str | None = None, *, strict: bool = False) -> ListenStream:
