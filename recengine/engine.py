@@ -12,12 +12,12 @@ from __future__ import annotations
 import functools
 import logging
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from recengine import config as configmod
-from recengine.analysis import FeaturePool, check_not_bootstrapping
+from recengine.analysis import ExecutorUnavailable, FeatureExecutor, FeaturePool, check_not_bootstrapping
 from recengine.catalog import Catalog
 from recengine.history import record_events
 from recengine.index import IndexSettings, LibraryIndex, extractor_infos
@@ -157,23 +157,47 @@ class Engine:
         seeds = [self.resolve(s).track_id for s in kwargs.pop("seeds", [])]
         return self.recommender.recommend(Request(user=user, n=n, seeds=seeds, **kwargs))
 
-    def scanner(self, *, progress: bool | None = None) -> Scanner:
+    def scanner(self, *, progress: bool | None = None, executor: str | None = None,
+                scheduler: str | None = None) -> Scanner:
         """The library scanner on this engine's catalog: reconcile, then featurise in worker processes
-        built from this engine's config (``progress``: a progress bar, default when on a terminal)."""
+        built from this engine's config (``progress``: a progress bar, default when on a terminal).
+        ``executor`` (``local`` or ``dask``) and ``scheduler`` override ``scan.executor`` and
+        ``scan.dask.scheduler``."""
         check_not_bootstrapping()  # before the writer lock, which the parent of a bootstrapping worker holds
+        make_executor = self._executor_factory(executor, scheduler)
+        return Scanner(self.catalog, ScanSettings.from_config(self.config), self.extractor_versions(),
+                       make_executor, self.emit, progress=progress,
+                       ignore_dirs=[output.dir for output in self.playlists.outputs.values()])
+
+    def _executor_factory(self, kind: str | None, scheduler: str | None) -> Callable[[int], FeatureExecutor]:
+        """``workers -> FeatureExecutor`` for ``scan.executor`` (or ``kind``): the local pool, or the
+        Dask executor (imported only then; checked now, so a missing extra stops the scan before it starts)."""
         config = self.config
-
-        def executor(workers: int) -> FeaturePool:
-            source = None if config.source == "<defaults>" else config.source
-            return FeaturePool.for_config(source, config.raw, workers)
-
-        return Scanner(self.catalog, ScanSettings.from_config(config), self.extractor_versions(), executor, self.emit,
-                       ignore_dirs=[output.dir for output in self.playlists.outputs.values()], progress=progress)
+        source = None if config.source == "<defaults>" else config.source
+        kind = kind or config["scan.executor"]
+        if kind not in ("local", "dask"):
+            raise ValueError(f"executor: expected local or dask, got {kind!r}")
+        if kind == "local":
+            return lambda workers: FeaturePool.for_config(source, config.raw, workers)
+        scheduler = scheduler or config["scan.dask.scheduler"]
+        if not scheduler:
+            raise config.error("scan.dask.scheduler", "scan.executor is dask, so the scheduler's address is "
+                               "needed (e.g. tcp://host:8786; or --scheduler)")
+        try:
+            from recengine.analysis.dask_executor import DaskExecutor
+        except ImportError as exc:
+            raise ExecutorUnavailable(f"scan.executor is dask, but {exc.name or 'dask.distributed'} is not installed: "
+                                      "pip install 'recengine[dask]'") from None
+        return lambda workers: DaskExecutor.for_config(
+            source, config.raw, scheduler, path_map=config["scan.dask.path_map"],
+            connect_timeout_s=config["scan.dask.connect_timeout_s"])
 
     def scan(self, *, update_index: bool = True, **kwargs: Any):
         """Reconcile the library folders with the catalog and featurise what is new or changed;
-        then bring the index up to date (built if there is none, rebuilt per the index's rule)."""
-        report = self.scanner(progress=kwargs.pop("progress", None)).run(**kwargs)
+        then bring the index up to date (built if there is none, rebuilt per the index's rule).
+        ``executor`` and ``scheduler``: as for :meth:`scanner`."""
+        report = self.scanner(progress=kwargs.pop("progress", None), executor=kwargs.pop("executor", None),
+                              scheduler=kwargs.pop("scheduler", None)).run(**kwargs)
         if update_index:
             self.index.catch_up(report.featurised + report.removed + report.moved)
         if report.featurised and self.catalog.pending_listen_count():

@@ -1,12 +1,13 @@
 """Analysis: decode each track once and turn it into feature blocks, in worker processes.
 
 ``jobs`` (what is asked and answered), ``executor`` (the FeatureExecutor contract and the local
-process pool), ``worker`` (one worker process's state), ``track`` (one decoded track as extractors
-see it), ``dsp`` (the shared analysis), ``protocols`` (Extractor, Decoder), ``settings``,
-``decode/`` (ffmpeg, bounded).
+process pool), ``dask_executor`` (the same on a dask.distributed cluster, imported only when used),
+``worker`` (one worker process's state), ``track`` (one decoded track as extractors see it), ``dsp``
+(the shared analysis), ``protocols`` (Extractor, Decoder), ``settings``, ``decode/`` (ffmpeg, bounded).
 """
 
 from recengine.analysis.executor import (
+    ExecutorUnavailable,
     FeatureExecutor,
     FeaturePool,
     WorkersDidNotStart,
@@ -17,6 +18,6 @@ from recengine.analysis.settings import AnalysisSettings
 from recengine.analysis.worker import Worker, WorkerSettings
 
 __all__ = [
-    "AnalysisSettings", "FeatureExecutor", "FeatureJob", "FeaturePool", "FeatureResult", "Worker",
-    "WorkerSettings", "WorkersDidNotStart", "check_not_bootstrapping",
+    "AnalysisSettings", "ExecutorUnavailable", "FeatureExecutor", "FeatureJob", "FeaturePool", "FeatureResult",
+    "Worker", "WorkerSettings", "WorkersDidNotStart", "check_not_bootstrapping",
 ]

@@ -50,6 +50,11 @@ class WorkersDidNotStart(RuntimeError):
     """The worker processes died before they were ready: the engine's problem, never a file's."""
 
 
+class ExecutorUnavailable(RuntimeError):
+    """The executor cannot run jobs (a cluster's scheduler unreachable or lost, its workers unlike
+    this engine): the scan stops with this one-line message and keeps what it committed."""
+
+
 # --- in the worker process -------------------------------------------------------------------------
 
 

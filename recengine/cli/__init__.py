@@ -10,6 +10,7 @@ import logging
 import os
 import sys
 
+from recengine.analysis import ExecutorUnavailable
 from recengine.analysis.decode import DecoderMissing
 from recengine.catalog.db import CatalogError
 from recengine.cli.errors import EXIT_FAILURE, EXIT_USAGE, CommandFailed, UsageError
@@ -54,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except (ConfigError, UsageError) as exc:
         return _fail(args, exc, EXIT_USAGE)
-    except (DecoderMissing, CatalogError, CommandFailed) as exc:
+    except (DecoderMissing, CatalogError, CommandFailed, ExecutorUnavailable) as exc:
         return _fail(args, exc, EXIT_FAILURE)
     except Exception as exc:
         return _fail(args, exc, EXIT_FAILURE, unexpected=True)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from recengine.config.options import check_scheduler_address
+
 
 class IntermixedParser(argparse.ArgumentParser):
     """A subcommand parser that takes options between and after positionals
@@ -62,3 +64,11 @@ def strategy_weight(text: str) -> tuple[str, float]:
     if not value >= 0:
         raise argparse.ArgumentTypeError(f"a strategy's weight is 0 or more, got {text!r}")
     return name.strip(), value
+
+
+def scheduler_address(text: str) -> str:
+    """A Dask scheduler's address, ``scheme://host:port`` (checked as ``scan.dask.scheduler`` is)."""
+    problem = check_scheduler_address(text)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
+    return text

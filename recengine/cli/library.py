@@ -27,8 +27,10 @@ def cmd_scan(engine, args) -> int:
         raise CommandFailed(
             f"library folder {names} does not exist: set library.folders in {engine.config.source}, "
             "or run `recengine demo` to try recengine on a generated library")
+    executor = args.executor or ("dask" if args.scheduler else None)
     report = engine.scan(confirm_mass_delete=args.confirm_mass_delete, retry_failed=args.retry_failed,
-                         workers=args.workers, featurise=not args.no_featurise)
+                         workers=args.workers, featurise=not args.no_featurise, executor=executor,
+                         scheduler=args.scheduler)
     for root, reason in report.unavailable:
         print(f"warning: {root} is unavailable ({reason}); nothing under it was changed", file=sys.stderr)
     for root, gone, total in report.mass_delete_blocked:

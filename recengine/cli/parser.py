@@ -7,7 +7,14 @@ from collections.abc import Callable
 
 from recengine import __version__
 from recengine.cli.admin import cmd_config, cmd_doctor, cmd_service
-from recengine.cli.arguments import IntermixedParser, count, seconds, strategy_weight, tag_match
+from recengine.cli.arguments import (
+    IntermixedParser,
+    count,
+    scheduler_address,
+    seconds,
+    strategy_weight,
+    tag_match,
+)
 from recengine.cli.evaluate import cmd_evaluate, days
 from recengine.cli.library import cmd_daemon, cmd_failures, cmd_scan, cmd_status, run_demo
 from recengine.cli.models import cmd_models
@@ -40,6 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="allow removing more than scan.mass_delete_ratio of a folder's tracks")
     p.add_argument("--workers", type=count, default=None, help="worker processes (default: scan.workers)")
     p.add_argument("--no-featurise", action="store_true", help="only reconcile; analyse nothing")
+    p.add_argument("--executor", choices=("local", "dask"), default=None,
+                   help="where files are analysed: worker processes here, or a Dask cluster (default: scan.executor)")
+    p.add_argument("--scheduler", type=scheduler_address, metavar="ADDRESS",
+                   help="the Dask scheduler, e.g. tcp://host:8786 (implies --executor dask; default: "
+                        "scan.dask.scheduler)")
     p.add_argument("--demo-if-missing", action="store_true",
                    help="when no library folder exists yet, run `recengine demo` instead of failing")
 

@@ -90,6 +90,16 @@ def core_options() -> OptionSpec:
     add("analysis.timeout_s", "float", 60.0, "decoder time limit per file (s)", check=_positive)
     add("analysis.min_duration_s", "float", 1.0, "shorter files are failures (too_short)")
     add("scan.workers", "int", 0, "worker processes (0: one per core)", check=_non_negative)
+    add("scan.executor", "str", "local",
+        "where feature jobs run: local (worker processes on this machine) or dask (the workers of a "
+        "dask.distributed cluster; pip install 'recengine[dask]')", choices=("local", "dask"))
+    add("scan.dask.scheduler", "str?", None, "the Dask scheduler's address, e.g. tcp://nas:8786 (scan.executor: dask)",
+        check=check_scheduler_address)
+    add("scan.dask.path_map", "dict", {},
+        "library folders as the Dask workers see them: {local prefix: worker prefix}, e.g. "
+        "{/srv/music: /mnt/nas/music}", check=_check_path_map)
+    add("scan.dask.connect_timeout_s", "float", 10.0, "how long a scan tries to reach the Dask scheduler (s)",
+        check=_positive)
     add("scan.mass_delete_ratio", "float", 0.10,
         "a scan that would delete more than this share of a folder needs --confirm-mass-delete")
     add("scan.purge_after_days", "float", 30.0, "missing tracks are forgotten after this long")
@@ -151,6 +161,30 @@ def _positive(v: Any) -> str | None:
 
 def _non_negative(v: Any) -> str | None:
     return None if v >= 0 else "must be 0 or more"
+
+
+#: address schemes dask.distributed connects with
+SCHEDULER_SCHEMES = ("tcp", "tls", "ws", "wss", "ucx", "inproc")
+
+
+def check_scheduler_address(v: str) -> str | None:
+    """Why ``v`` is not a Dask scheduler address (``scheme://host:port``), or None."""
+    scheme, sep, rest = v.partition("://")
+    host, colon, port = rest.rpartition(":")
+    if not sep or scheme not in SCHEDULER_SCHEMES or not colon or not host.strip("[]") or not port.isdigit() \
+            or not 0 < int(port) < 65536:
+        return f"expected a scheduler address such as tcp://host:8786, got {v!r}"
+    return None
+
+
+def _check_path_map(v: dict) -> str | None:
+    for local, remote in v.items():
+        if not isinstance(local, str) or not isinstance(remote, str):
+            return f"expected folder paths (strings) on both sides, got {local!r}: {remote!r}"
+        for side in (local, remote):
+            if not os.path.isabs(side):
+                return f"expected absolute folder paths, got {side!r}"
+    return None
 
 
 def _check_extensions(v: list[str]) -> str | None:
