@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from recengine.recommend.distance import distance
@@ -57,3 +59,38 @@ def test_sigmas_are_cached_until_the_index_is_rebuilt():
     index.built_at = 2.0
     again = ls.sigmas(ids, vecs)
     assert index.queries == 6 and again[0] < first[0]
+
+
+def test_a_warming_similarity_works_out_every_sigma_ahead_and_again_after_a_rebuild(monkeypatch):
+    import threading
+
+    from recengine.recommend import similarity as similarity_module
+    from recengine.testing import wait_for
+
+    monkeypatch.setattr(similarity_module, "WARM_RECHECK_S", 0.05)
+    monkeypatch.setattr(similarity_module, "WARM_CHUNK", 7)  # several chunks
+    rng = np.random.default_rng(3)
+    index = ExactIndex({i: rng.normal(size=3) for i in range(30)})
+    index.vectors = lambda ids: {t: index.items[t] for t in ids if t in index.items}
+
+    class Catalog:
+        def present_ids(self):
+            return set(index.items)
+
+    sim = similarity_module.Similarity(Catalog(), index, local_scaling_k=3)
+    stop = threading.Event()
+    warmer = threading.Thread(target=sim.warm, args=(stop,))
+    warmer.start()
+    try:
+        wait_for(lambda: index.queries >= 30, timeout=10, what="every track's sigma")
+        time.sleep(0.2)
+        assert index.queries == 30  # once each, not again while the index stays the same
+        ids = list(range(30))
+        sim.local_scaling.sigmas(ids, np.stack([index.items[t] for t in ids]))
+        assert index.queries == 30  # a query now finds them all worked out
+        index.built_at = 2.0
+        wait_for(lambda: index.queries >= 60, timeout=10, what="the sigmas after a rebuild")
+    finally:
+        stop.set()
+        warmer.join(5)
+    assert not warmer.is_alive()

@@ -8,6 +8,8 @@ list out.
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
@@ -17,6 +19,13 @@ from recengine.models import NotInIndex, Recommendation, Track
 from recengine.recommend.distance import DUPLICATE_DISTANCE, closeness, distance
 from recengine.recommend.filters import Filters
 from recengine.recommend.local_scaling import LocalScaling
+
+log = logging.getLogger(__name__)
+
+#: Tracks per step of :meth:`Similarity.warm` (one vectors call each).
+WARM_CHUNK = 256
+#: How often (s) a warming thread looks whether the index was rebuilt (its sigmas are then new).
+WARM_RECHECK_S = 30.0
 
 if TYPE_CHECKING:
     from recengine.catalog import Catalog
@@ -32,6 +41,32 @@ class Similarity:
         self.metric = index.metric
         self.local_scaling = LocalScaling(index, local_scaling_k) if local_scaling_k > 0 else None
         self.candidates = candidates  # at least this many are ranked per query (re-ranking needs a pool)
+
+    def warm(self, stop: threading.Event) -> None:
+        """Keep the local scaling of every indexed track worked out until ``stop`` is set: now, and
+        again after each rebuild of the index. For a long-running server (the web server starts it on
+        a thread): a query then never waits for the neighbourhoods of the candidates it meets. Does
+        nothing without local scaling; never raises (a failure is logged and tried again later)."""
+        if self.local_scaling is None:
+            return
+        warmed_for: float | None = None
+        while not stop.is_set():
+            built = self.index.built_at
+            if built and built != warmed_for:
+                try:
+                    ids = sorted(self.catalog.present_ids())
+                    for start in range(0, len(ids), WARM_CHUNK):
+                        if stop.is_set() or self.index.built_at != built:
+                            break
+                        found = self.index.vectors(ids[start:start + WARM_CHUNK])
+                        if found:
+                            self.local_scaling.warm(list(found), np.stack(list(found.values())))
+                    else:
+                        warmed_for = built
+                        log.debug("local scaling worked out for %d tracks", len(ids))
+                except Exception as exc:  # noqa: BLE001 - the queries still work, only slower
+                    log.warning("could not work out the local scaling ahead of queries: %s", exc)
+            stop.wait(WARM_RECHECK_S)
 
     def _seed_vectors(self, seeds: Iterable[int]) -> dict[int, np.ndarray]:
         return self.index.vectors(list(dict.fromkeys(seeds)))

@@ -95,11 +95,23 @@ def start_server(engine: Any, settings: WebSettings, stop_event: threading.Event
         server.should_exit = True
 
     threading.Thread(target=stop_when_asked, name="recengine-http-stop", daemon=True).start()
+    threading.Thread(target=_warm_similarity, args=(engine, stop_event), name="recengine-similarity-warm",
+                     daemon=True).start()
     if token.generated:
         print(f"recengine: web page and API at {url}\nrecengine: API token (saved in "
               f"{settings.data_dir / TOKEN_FILE}): {token.value}", file=sys.stderr)
     log.info("web page and API at %s", url)
     return ServerHandle(url, port, server, thread, stop_event)
+
+
+def _warm_similarity(engine: Any, stop_event: threading.Event) -> None:
+    """Work out what similarity queries share (local scaling) ahead of them, while the server runs."""
+    try:
+        similarity = engine.similarity
+    except Exception as exc:  # noqa: BLE001 - the queries report the same problem themselves
+        log.debug("similarity not warmed: %s", exc)
+        return
+    similarity.warm(stop_event)
 
 
 def serve(engine: Any, settings: WebSettings) -> int:
