@@ -57,6 +57,12 @@ class LocalScaling:
                     self._sigmas.update(fresh)
         return out
 
+    @property
+    def known(self) -> int:
+        """How many tracks' sigmas are worked out for the index as it is now."""
+        with self._lock:
+            return len(self._sigmas) if self._built_at == self.index.built_at else 0
+
     def warm(self, ids: list[int], vectors: np.ndarray) -> int:
         """Work out the sigmas of ``ids`` not known yet (their index ``vectors`` given); returns how many
         were new. Called in chunks by :meth:`recengine.recommend.Similarity.warm`."""
