@@ -122,3 +122,31 @@ def test_feedback_by_recording_mbid_and_pending_listens_matched_when_the_file_ar
     finally:
         handle.stop()
         engine.close()
+
+
+def test_a_client_reads_its_own_listens_back_as_multi_scrobbler_does(served):
+    """``GET /1/user/<name>/listens``: multi-scrobbler reads it before scrobbling, to skip what it
+    sent already; matched plays and kept listens, newest first, only for the token's own user."""
+    engine, port = served
+    token = engine.listenbrainz.issue_token("ms")
+    client = liblistenbrainz.ListenBrainz(api_base_url=f"http://127.0.0.1:{port}")
+    client.set_auth_token(token)
+    now = int(time.time())
+    client.submit_multiple_listens([
+        liblistenbrainz.Listen(track_name="drums 1", artist_name="Drums", listened_at=now - 300),
+        liblistenbrainz.Listen(track_name="Not Here", artist_name="Nobody", listened_at=now - 200),
+        liblistenbrainz.Listen(track_name="tones 2", artist_name="Tones", listened_at=now - 100)])
+    back = client.get_listens(username="ms", count=10)
+    assert [(x.artist_name, x.track_name, x.listened_at) for x in back] == [
+        ("Tones", "tones 2", now - 100), ("Nobody", "Not Here", now - 200), ("Drums", "drums 1", now - 300)]
+    assert back[0].release_name == "tones album"  # the library track's tags
+    assert [x.track_name for x in client.get_listens(username="ms", min_ts=now - 300)] == ["tones 2", "Not Here"]
+    assert [x.track_name for x in client.get_listens(username="ms", max_ts=now - 100, count=1)] == ["Not Here"]
+    with pytest.raises(liblistenbrainz.errors.ListenBrainzAPIException) as refused:
+        client.get_listens(username="someone-else")
+    assert refused.value.status_code == 403
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conn.request("GET", "/1/user/ms/listens")
+    assert conn.getresponse().status == 401
+    conn.close()

@@ -74,3 +74,26 @@ class ListenStore(Database):
         return {m: t for m, t in self.query(
             "SELECT lower(trim(mbid)) AS m, min(track_id) FROM tracks WHERE mbid IS NOT NULL AND trim(mbid) != '' "
             "AND missing_since IS NULL GROUP BY m")}
+
+    def user_listens(self, user: str, *, after: float | None = None, before: float | None = None,
+                     count: int = 25) -> list[tuple]:
+        """``user``'s listens, newest first: plays (with their track's tags) and the listens kept
+        for a file not in the library yet; ``after`` and ``before`` are exclusive bounds. Rows of
+        (at, artist, title, album, mbid, duration, relpath or None)."""
+        lo, hi = -1e18 if after is None else after, 1e18 if before is None else before
+        return self.query(
+            "SELECT e.at, t.artist, t.title, t.album, t.mbid, t.duration, t.relpath FROM events e "
+            "JOIN users u USING(user_id) JOIN tracks t USING(track_id) "
+            "WHERE u.name=? AND e.kind='play' AND e.at > ? AND e.at < ? "
+            "UNION ALL "
+            "SELECT p.at, p.artist, p.title, p.album, p.mbid, p.duration, NULL FROM pending_listens p "
+            "JOIN users u USING(user_id) WHERE u.name=? AND p.at > ? AND p.at < ? "
+            "ORDER BY 1 DESC LIMIT ?", (user, lo, hi, user, lo, hi, count))
+
+    def user_listen_span(self, user: str) -> tuple[float | None, float | None]:
+        """The times of ``user``'s oldest and newest listen (as :meth:`user_listens` counts them)."""
+        row = self.query(
+            "SELECT min(at), max(at) FROM (SELECT e.at FROM events e JOIN users u USING(user_id) "
+            "WHERE u.name=? AND e.kind='play' UNION ALL SELECT p.at FROM pending_listens p "
+            "JOIN users u USING(user_id) WHERE u.name=?)", (user, user))[0]
+        return row[0], row[1]

@@ -3,8 +3,9 @@
 Navidrome (``ListenBrainz.BaseURL``), multi-scrobbler, Pano Scrobbler and Jellyfin's ListenBrainz
 plugin send ``POST /1/submit-listens`` with ``Authorization: Token <t>``; recengine gives each
 user a token (``recengine users token USER``). Implemented: ``submit-listens`` (``single``,
-``playing_now``, ``import``), ``validate-token`` and ``feedback/recording-feedback`` (score 1 like,
--1 dislike, 0 unlike). Listens are matched to tracks by recording MBID where the file's tags
+``playing_now``, ``import``), ``validate-token``, ``feedback/recording-feedback`` (score 1 like,
+-1 dislike, 0 unlike) and ``user/<name>/listens`` (the token's own listens, for scrobblers that
+check what they sent). Listens are matched to tracks by recording MBID where the file's tags
 carry one, else by normalised artist + title (album breaking ties): :class:`recengine.importers.Matcher`,
 the matcher of file imports too;
 listens that match nothing are kept and matched again when tracks arrive. ``playing_now`` is not
@@ -18,8 +19,9 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from recengine.catalog.listens import PendingListen
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
 LISTEN_TYPES = ("single", "playing_now", "import")
 MAX_LISTEN_BYTES = 10_240
 MAX_LISTENS_PER_REQUEST = 10_000
+MAX_LISTENS_PER_GET = 1000  # as ListenBrainz
 MAX_BODY_BYTES = 16 * 1024 * 1024
 LISTEN_MINIMUM_TS = 1_033_430_400  # 2002-10-01, as ListenBrainz
 FEEDBACK_KINDS = FEEDBACK_EVENTS  # 1 like, -1 dislike, 0 unlike: as the feedback of file imports
@@ -95,6 +98,20 @@ def _parse_listen(raw: object, i: int, *, needs_time: bool, now: float) -> _Pars
     elif isinstance(info.get("duration"), int | float) and not isinstance(info.get("duration"), bool):
         duration = float(info["duration"])
     return _Parsed(Listen(artist, title, album, float(at) if needs_time else now, mbid=mbid), mbid, duration)
+
+
+def _listen_json(user: str, at: float, artist: str | None, title: str | None, album: str | None, mbid: str | None,
+                 duration: float | None, relpath: str | None) -> dict[str, Any]:
+    info: dict[str, Any] = {"submission_client": "recengine"}
+    if mbid:
+        info["recording_mbid"] = mbid
+    if duration:
+        info["duration_ms"] = int(duration * 1000)
+    meta = {"artist_name": artist or "", "track_name": title or PurePosixPath(relpath or "").stem,
+            "additional_info": info}
+    if album:
+        meta["release_name"] = album
+    return {"listened_at": int(at), "user_name": user, "track_metadata": meta}
 
 
 class ListenBrainzService:
@@ -178,6 +195,35 @@ class ListenBrainzService:
             self.record_events(events)
             self.catalog.drop_pending_listens(done)
         return len(events)
+
+    # reading listens back -----------------------------------------------------------------------
+
+    def listens(self, user: str, path_user: str, params: Mapping[str, str]) -> dict[str, Any]:
+        """``GET /1/user/<name>/listens`` (scrobblers read it to skip what they sent already, e.g.
+        multi-scrobbler): the token's own plays and kept listens, newest first; ``min_ts`` and
+        ``max_ts`` exclusive, ``count`` 25 by default, at most :data:`MAX_LISTENS_PER_GET`. A
+        token reads only its own user's listens (ListenBrainz's are public; recengine's are not)."""
+        if path_user != user:
+            raise ScrobbleError(403, f"this token belongs to {user!r}: it can read only that user's listens")
+
+        def number(name: str) -> float | None:
+            raw = params.get(name)
+            if raw is None:
+                return None
+            try:
+                return float(raw)
+            except ValueError:
+                raise ScrobbleError(400, f"{name}: expected a number, got {raw!r}") from None
+
+        count = number("count")
+        count = 25 if count is None else int(count)
+        if not 1 <= count <= MAX_LISTENS_PER_GET:
+            raise ScrobbleError(400, f"count: expected 1 to {MAX_LISTENS_PER_GET}")
+        rows = self.catalog.user_listens(user, after=number("min_ts"), before=number("max_ts"), count=count)
+        oldest, latest = self.catalog.user_listen_span(user)
+        listens = [_listen_json(user, *row) for row in rows]
+        return {"payload": {"count": len(listens), "listens": listens, "user_id": user,
+                            "latest_listen_ts": int(latest or 0), "oldest_listen_ts": int(oldest or 0)}}
 
     # feedback ---------------------------------------------------------------------------------
 

@@ -71,8 +71,20 @@ async def recording_feedback(request: Request) -> JSONResponse:
     return await _authorised(request, ListenBrainzService.feedback)
 
 
+async def user_listens(request: Request) -> JSONResponse:
+    service = _service(request)
+    try:
+        user = await run_in_threadpool(service.user_of, request.headers.get("authorization"))
+        answer = await run_in_threadpool(service.listens, user, request.path_params["user_name"],
+                                         dict(request.query_params))
+    except ScrobbleError as exc:
+        return _error(exc)
+    return JSONResponse(answer)
+
+
 routes = [
     Route("/1/submit-listens", submit_listens, methods=["POST"]),
+    Route("/1/user/{user_name}/listens", user_listens, methods=["GET"]),
     Route("/1/validate-token", validate_token, methods=["GET"]),
     Route("/1/feedback/recording-feedback", recording_feedback, methods=["POST"]),
 ]
