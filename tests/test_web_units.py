@@ -190,3 +190,28 @@ def test_the_daemon_serves_the_api_and_stops_it(tmp_path, styled_library, styled
     assert not runner.is_alive()
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", port), timeout=2).close()
+
+
+def test_map_labels_number_names_that_are_not_utf8_as_the_catalog_stores_them(tmp_path):
+    import os
+    from pathlib import Path
+
+    from recengine.catalog.browse import Browse
+
+    from .bad_inputs import non_utf8_name
+
+    lib = tmp_path / "lib"
+    odd = Path(os.fsdecode(os.fsencode(lib) + b"/d\xe9mo"))
+    odd.mkdir(parents=True)
+    non_utf8_name(odd, b"\xff one.wav", 400.0)
+    non_utf8_name(odd, b"\xfe two.wav", 600.0)
+    (lib / "plain").mkdir()
+    non_utf8_name(lib / "plain", b"three.wav", 800.0)
+    with make_engine(tmp_path, [lib]) as engine:
+        engine.scan()
+        labels = Browse(engine.catalog).map_labels()
+        by_id = {t.track_id: t for t in engine.catalog.tracks()}
+    assert sorted(labels.ids) == sorted(by_id) and len(labels.ids) == 3
+    folder_of = {tid: labels.folders[f] for tid, f in zip(labels.ids, labels.folder, strict=True)}
+    assert folder_of == {tid: t.relpath.rpartition("/")[0] for tid, t in by_id.items()}
+    assert sorted(labels.folders) == ["d\udce9mo", "plain"]

@@ -6,6 +6,7 @@ on the caller's per-thread read connection and never wait for a writer.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -83,15 +84,22 @@ class Browse:
 
     def map_labels(self) -> MapLabels:
         """Artist, album and folder (the relative path's parent) of every analysed present track."""
+        # The names come as bytes (CAST AS BLOB skips the connection's per-value text decoding):
+        # numbering them needs only equality, and just the distinct ones are decoded, once each.
         rows = self.catalog.query(
-            "SELECT t.track_id, coalesce(t.artist, ''), coalesce(t.album, ''), t.relpath "
-            f"FROM tracks t JOIN roots r USING(root_id) WHERE {PRESENT} AND t.status='ok' ORDER BY t.track_id")
-        names: tuple[dict[str, int], dict[str, int], dict[str, int]] = ({}, {}, {})
+            "SELECT t.track_id, CAST(coalesce(t.artist, '') AS BLOB), CAST(coalesce(t.album, '') AS BLOB), "
+            f"CAST(t.relpath AS BLOB) FROM tracks t JOIN roots r USING(root_id) WHERE {PRESENT} AND t.status='ok' "
+            "ORDER BY t.track_id")
+        artists: dict[bytes, int] = {}
+        albums: dict[bytes, int] = {}
+        folders: dict[bytes, int] = {}
         columns: tuple[list[int], list[int], list[int]] = ([], [], [])
+        artist_of, album_of, folder_of = columns
         ids = []
         for tid, artist, album, relpath in rows:
             ids.append(tid)
-            folder = relpath.rpartition("/")[0]
-            for value, table, column in zip((artist, album, folder), names, columns, strict=True):
-                column.append(table.setdefault(value, len(table)))
-        return MapLabels(ids, *columns, *(list(t) for t in names))
+            artist_of.append(artists.setdefault(artist, len(artists)))
+            album_of.append(albums.setdefault(album, len(albums)))
+            folder_of.append(folders.setdefault(relpath.rpartition(b"/")[0], len(folders)))
+        names = tuple([os.fsdecode(name) for name in table] for table in (artists, albums, folders))
+        return MapLabels(ids, *columns, *names)
