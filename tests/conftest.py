@@ -44,6 +44,9 @@ def pytest_unconfigure(config):
         os._exit(status)
 
     threading.Thread(target=guard, name="pytest-exit-guard", daemon=True).start()
+    # and if even that thread cannot run (a hang in interpreter finalisation, where Python threads
+    # are frozen): faulthandler's own C thread prints the stacks and exits (status 1)
+    faulthandler.dump_traceback_later(EXIT_GRACE_S + 60, exit=True)
 
 
 def _children() -> list[str]:
