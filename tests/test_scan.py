@@ -434,3 +434,20 @@ def test_special_files_are_listed_as_skipped_with_a_reason(tmp_path, counting):
         engine.scan()
         assert {Path(k.path).name for k in engine.catalog.skipped()} == set(expected) - {"pipe.wav"}
     assert counting.calls() == 1
+
+
+def test_watcher_hints_for_links_list_them_as_skipped(tmp_path, counting):
+    """Issue 12 item 17, the daemon's way: a settled hint for a symlink to nothing or to a folder
+    (any name) is listed as skipped, as a full reconcile lists it."""
+    lib, outside = tmp_path / "lib", tmp_path / "outside"
+    encode(tone(440, 1.2), lib / "good.wav")
+    outside.mkdir()
+    with open_engine(tmp_path, [lib], counting.dir) as engine:
+        engine.scan()
+        os.symlink("missing.wav", lib / "dangling.wav")
+        os.symlink(outside, lib / "albums")
+        report = ScanReport()
+        engine.scanner(progress=False).reconcile_paths(report, settled=[lib / "dangling.wav", lib / "albums"])
+        assert sorted((Path(p).name, r) for p, r in report.skipped) == [
+            ("albums", "directory_symlink"), ("dangling.wav", "broken_symlink")]
+        assert {Path(k.path).name for k in engine.catalog.skipped()} == {"albums", "dangling.wav"}

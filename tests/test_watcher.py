@@ -381,3 +381,17 @@ def test_callbacks_on_our_thread_and_stop_leaves_no_threads(lib, tmp_path, force
     assert time.monotonic() - t0 < 3
     assert wait_for(lambda: set(threading.enumerate()) <= before, timeout=3), threading.enumerate()
     assert not w.health()["running"]
+
+
+def test_new_dangling_and_folder_symlinks_are_handed_over(lib, tmp_path, make_watcher):
+    """Issue 12 item 17, live: a symlink to nothing and a symlink to a folder (whatever its name)
+    made while the watcher runs reach the catalog, which lists them as skipped, as a scan does."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    w, rec = make_watcher()
+    os.symlink("missing.wav", lib / "dangling.wav")
+    os.symlink(outside, lib / "elsewhere")
+    (lib / "cover.jpg").write_bytes(b"\xff\xd8")  # not audio, not a link: still nothing
+    assert wait_for(lambda: len(rec.settled) == 2)
+    assert w.wait_idle(3)
+    assert sorted(rec.settled) == [lib / "dangling.wav", lib / "elsewhere"] and rec.removed == []

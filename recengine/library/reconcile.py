@@ -96,6 +96,12 @@ class RootState:
     walk: Walk = field(default_factory=Walk)
 
 
+def is_folder_link(path: str | os.PathLike[str]) -> bool:
+    """A symbolic link to a folder, whatever its name: never followed, but listed as skipped
+    (``directory_symlink``) by the walk and by the watcher's hints alike."""
+    return not os.path.basename(path).startswith(".") and os.path.islink(path) and os.path.isdir(path)
+
+
 def examine(root: Path, rel: str, *, symlink: bool) -> FoundFile | Skip:
     """The audio file at ``root/rel`` if it may be analysed: a regular file, or a symlink to one
     inside the root; else why it is left out. OSError: it vanished or cannot be read."""
@@ -385,7 +391,7 @@ class Reconciler:
         skipped: dict[Path, list[Skip]] = {}
         for path in settled:
             hit = self._root_of(path)
-            if hit is None or os.path.splitext(str(path))[1].lower() not in extensions:
+            if hit is None or not (os.path.splitext(str(path))[1].lower() in extensions or is_folder_link(path)):
                 continue
             try:
                 found = examine(hit[0], hit[1], symlink=os.path.islink(path))

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 
 from watchdog import events as we
 
+from recengine.library.reconcile import is_folder_link
+
 log = logging.getLogger(__name__)
 
 #: New folders created within this many seconds of their parent count as one burst (mkdir -p).
@@ -99,7 +101,7 @@ class SettlingQueue:
                 return
             if src and self._wanted(src):
                 self._remove(src, batch)
-            if dest and self._wanted(dest):
+            if dest and (self._wanted(dest) or is_folder_link(dest)):
                 self._touch(dest, now, polling, batch, closed=True)  # a rename completes a write
         elif isinstance(ev, we.FileDeletedEvent):
             self._remove(src, batch)
@@ -180,11 +182,13 @@ class SettlingQueue:
             try:
                 st = os.stat(path)
             except (FileNotFoundError, NotADirectoryError):
-                self._remove(path, batch)
-                continue
+                if not os.path.islink(path):
+                    self._remove(path, batch)
+                    continue
+                st = None  # a dangling symlink: hand over, the catalog lists it as skipped
             except OSError:
                 st = None  # EACCES, ELOOP, EIO...: hand over, the catalog classifies it
-            if st is not None and stat.S_ISDIR(st.st_mode):
+            if st is not None and stat.S_ISDIR(st.st_mode) and not os.path.islink(path):
                 del self._pending[path]
                 continue
             sig = (st.st_size, st.st_mtime_ns) if st is not None else None

@@ -25,6 +25,7 @@ from pathlib import Path
 from watchdog import events as we
 
 from recengine.library.observers import ObserverSet, detect_fs_type
+from recengine.library.reconcile import is_folder_link
 from recengine.library.settle import Batch, SettlingQueue
 
 log = logging.getLogger(__name__)
@@ -114,8 +115,9 @@ class LibraryWatcher:
         self._last_event = time.time()
         if event.is_directory:
             relevant = not all(self._ignored(p) for p in paths)  # a dir moved out of ignore_dirs counts
-        else:
-            relevant = any(self._wanted(p) for p in paths)
+        else:  # a new link to a folder, too: the catalog lists it as skipped
+            relevant = any(self._wanted(p) for p in paths) or (
+                isinstance(event, (we.FileCreatedEvent, we.FileMovedEvent)) and is_folder_link(paths[-1]))
         if not relevant:
             return
         try:
