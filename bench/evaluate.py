@@ -124,7 +124,10 @@ def open_copy(data: Path, work: Path, name: str) -> Engine:
         roots = [path for _, path, _ in catalog.roots()]
     raw = {"library": {"folders": roots}, "data_dir": str(work / name), "plugin_dirs": [],
            "disabled_plugins": ["musicnn_extractor"]}
-    return Engine.open(None, raw=raw, entrypoints=False)
+    engine = Engine.open(None, raw=raw, entrypoints=False)
+    if not engine.index.open():  # the data dir's newest index may be for other weights
+        engine.index.build()
+    return engine
 
 
 def agree(args) -> int:
