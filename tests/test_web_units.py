@@ -215,3 +215,27 @@ def test_map_labels_number_names_that_are_not_utf8_as_the_catalog_stores_them(tm
     folder_of = {tid: labels.folders[f] for tid, f in zip(labels.ids, labels.folder, strict=True)}
     assert folder_of == {tid: t.relpath.rpartition("/")[0] for tid, t in by_id.items()}
     assert sorted(labels.folders) == ["d\udce9mo", "plain"]
+
+
+def test_no_index_yet_answers_503_with_retry_after_and_what_to_run(tmp_path, styled_library, styled_data):
+    """The catalog is analysed, but no index was built for these weights yet (IndexNotReady): the
+    server's state, not a missing track (404)."""
+    import http.client
+    import shutil
+
+    from recengine.web import WebSettings, start_server
+
+    shutil.copytree(styled_data, tmp_path / "data")
+    engine = make_engine(tmp_path, [styled_library], http__port=0, http__token="t", index={"weights": {"timbre": 3.0}})
+    stop = threading.Event()
+    handle = start_server(engine, WebSettings.from_config(engine.config), stop)
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", handle.port, timeout=10)
+        conn.request("GET", "/api/v1/similar?track=1&n=5", headers={"Authorization": "Bearer t"})
+        answer = conn.getresponse()
+        body = json.loads(answer.read())
+        assert answer.status == 503 and answer.getheader("Retry-After") == "30"
+        assert "run `recengine scan`" in body["error"]
+    finally:
+        handle.stop()
+        engine.close()

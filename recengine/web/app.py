@@ -28,6 +28,7 @@ import recengine.web.routes_listenbrainz as routes_listenbrainz
 import recengine.web.routes_queries as routes_queries
 import recengine.web.routes_tracks as routes_tracks
 from recengine.catalog.browse import Browse
+from recengine.index import IndexNotReady
 from recengine.models import NotInIndex
 from recengine.web.auth import ApiToken, Guard
 from recengine.web.inputs import ApiError
@@ -42,6 +43,8 @@ log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
 #: Request handler threads (each holds a catalog read connection).
 THREADS = 8
+#: Seconds a client is asked to wait (Retry-After) while no index is built yet.
+INDEX_RETRY_AFTER_S = 30
 
 
 def _page(name: str):
@@ -58,6 +61,12 @@ async def _api_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _not_in_index(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"error": str(exc)}, status_code=404)
+
+
+async def _index_not_ready(request: Request, exc: Exception) -> JSONResponse:
+    """No index for the current extractors and weights yet: the server's state, not the request's
+    fault; a client may try again once the daemon has built it."""
+    return JSONResponse({"error": str(exc)}, status_code=503, headers={"Retry-After": str(INDEX_RETRY_AFTER_S)})
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
@@ -97,6 +106,6 @@ def create_app(engine: Any, settings: WebSettings, token: ApiToken) -> Guard:
         *extra.routes,
     ]
     app = Starlette(routes=routes, lifespan=_lifespan, exception_handlers={
-        ApiError: _api_error, NotInIndex: _not_in_index, HTTPException: _http_error, Exception: _internal_error})
+        ApiError: _api_error, IndexNotReady: _index_not_ready, NotInIndex: _not_in_index, HTTPException: _http_error, Exception: _internal_error})
     app.state.web = state
     return Guard(app, token)
