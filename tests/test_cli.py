@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+import yaml
 
 from recengine.cli import main
+from recengine.testing import encode, tone
 
+from .bad_inputs import non_utf8_name
 from .conftest import PLUGIN_FIXTURES
 
 
@@ -172,3 +178,94 @@ def test_path_from_a_track_to_itself(tmp_path, styled_library, styled_data, caps
     assert main(["--config", str(config), "path", "1", "1", "--json"]) == 2
     err = capsys.readouterr().err
     assert "A and B are the same track" in err and "list index out of range" not in err
+
+
+def _library_config(tmp_path, lib, **extra) -> Path:
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({"library": {"folders": [str(lib)]}, "data_dir": str(tmp_path / "data"),
+                                      "plugin_dirs": [], "scan": {"workers": 1}, **extra}))
+    return config
+
+
+def strict_run(*args):
+    """The command on the strictest terminal: stdout refuses what is not UTF-8 (en_US.UTF-8 does)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RECENGINE_")}
+    return subprocess.run([sys.executable, "-m", "recengine", *args], capture_output=True, timeout=120,
+                          env={**env, "PYTHONIOENCODING": "utf-8:strict"})
+
+
+def test_names_that_are_not_utf8_print_as_their_bytes_and_skipped_entries_are_listed(tmp_path):
+    """Issue 12 item 1 (CLI) and item 17: `failures` lists the ledger and the skipped entries with
+    their reason; a name that is not UTF-8 is printed as its bytes, in JSON as \\udcXX escapes."""
+    lib = tmp_path / "lib"
+    good = [encode(tone(300.0 + 200 * i, 1.5), lib / f"t{i}.wav") for i in range(2)]
+    odd = non_utf8_name(lib, b"\xff odd.wav")
+    open(os.fsencode(lib) + b"/\xfe empty.mp3", "wb").close()
+    os.mkfifo(lib / "pipe.wav")
+    config = _library_config(tmp_path, lib)
+    assert strict_run("--config", str(config), "scan").returncode == 0
+    text = strict_run("--config", str(config), "failures")
+    assert text.returncode == 0, text.stderr
+    assert os.fsencode(lib) + b"/\xfe empty.mp3: the file is empty" in text.stdout
+    assert b"fifo" in text.stdout and b"pipe.wav: skipped: a named pipe, not a file" in text.stdout
+    assert b"1 files failed, 1 skipped" in text.stderr
+    rows = json.loads(strict_run("--config", str(config), "failures", "--json").stdout)
+    assert [(r["kind"], r["reason"], os.fsencode(r["path"])) for r in rows] == [
+        ("failed", "empty", os.fsencode(lib) + b"/\xfe empty.mp3"), ("skipped", "fifo", os.fsencode(lib / "pipe.wav"))]
+    similar = strict_run("--config", str(config), "similar", str(good[0]), "--json")
+    assert similar.returncode == 0, similar.stderr
+    paths = [os.fsencode(r["path"]) for r in json.loads(similar.stdout.decode("utf-8"))]  # valid UTF-8
+    assert os.fsencode(odd) in paths
+    plain = strict_run("--config", str(config), "similar", str(good[0]))
+    assert plain.returncode == 0 and os.fsencode(odd) in plain.stdout
+    status = strict_run("--config", str(config), "status")
+    assert b"1 failed, 0 missing, 1 skipped (`recengine failures` lists them)" in status.stdout
+
+
+def test_no_index_yet_is_one_clear_line(tmp_path, styled_library, styled_data, capsys):
+    """IndexNotReady (the catalog is analysed, but no index was built for these weights yet) ends
+    the command with its own line: what to run, no exception name, nothing about --debug."""
+    config = _styled_config(tmp_path, styled_library, styled_data)
+    config.write_text(config.read_text() + "index:\n  weights: {timbre: 3.0}\n")
+    for argv in (["recommend", "--seed", str(styled_library / "tones" / "tones0.flac")], ["path", "1", "2"]):
+        assert main(["--config", str(config), *argv]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith("recengine: error: no index for the current extractors and weights yet: run "
+                              "`recengine scan`"), err
+        assert err.count("\n") == 1 and "IndexNotReady" not in err and "--debug" not in err
+
+
+def test_an_index_folder_that_cannot_be_made_is_one_clear_line(tmp_path, styled_library, styled_data, capsys,
+                                                               monkeypatch):
+    """IndexDirectoryError: a file where data/index belongs that cannot be moved aside."""
+    import types
+
+    from recengine.index import generations
+
+    config = _styled_config(tmp_path, styled_library, styled_data)
+    index = tmp_path / "data" / "index"
+    shutil.rmtree(index)
+    index.write_text("not a folder")
+
+    def refuse(src, dst):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(generations, "os", types.SimpleNamespace(**{**vars(os), "rename": refuse}))
+    assert main(["--config", str(config), "similar", "1"]) == 1
+    err = capsys.readouterr().err
+    assert err == (f"recengine: error: {index} is not a folder and cannot be moved aside (Operation not "
+                   "permitted): move or remove it (the index is rebuilt from the catalog)\n")
+
+
+def test_a_public_address_without_a_token_is_a_config_error_exit_2(tmp_path):
+    """TokenRefused, from `serve` and from `daemon` alike: exit 2, one line naming the setting."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    config = _library_config(tmp_path, lib, http={"host": "0.0.0.0"})
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RECENGINE_")}
+    for command in ("serve", "daemon"):
+        proc = run("--config", str(config), command, env=env)
+        assert proc.returncode == 2, (command, proc.stderr)
+        line = (f"recengine: error: {config}: http.token: refusing to listen on 0.0.0.0: a non-loopback address "
+                "needs a token (set RECENGINE_API_TOKEN or http.token)")
+        assert line in proc.stderr.splitlines() and "Traceback" not in proc.stderr, proc.stderr

@@ -550,6 +550,8 @@ def test_persistent_error_backs_off_and_status_says_what_fails(tmp_path, daemon_
     assert run.log().count("Traceback") == 1
     shown = json.loads(run.cli("status", "--json").stdout)["daemon"]
     assert shown["state"] == "retrying" and "injected" in shown["problem"]["error"]
+    text = run.cli("status").stdout
+    assert "state: retrying" in text and "problem: OSError: [Errno 5] Input/output error (injected) (failing for" in text
     flag.unlink()
     wait_for(lambda: run.status().get("state") == "watching" and run.status().get("problem") is None, 20,
              "the daemon to work again")
@@ -600,6 +602,8 @@ def test_daemon_waits_while_a_scan_holds_the_writer_lock(tmp_path, daemon_run):
     try:
         write_wav(lib / "late.wav", 77)
         wait_for(lambda: run.status().get("state") == "waiting", 15, "the daemon to wait")
+        text = run.cli("status").stdout
+        assert f"waiting: another recengine (pid {os.getpid()}) is updating the catalog" in text, text
         time.sleep(1.0)
         assert run.ok() == 2
     finally:

@@ -14,6 +14,19 @@ from dataclasses import dataclass
 
 from recengine.catalog.db import Database, fs_bytes
 
+#: What each reason class means, for people (``{detail}``: the link's target, or why the folder
+#: could not be read).
+EXPLANATIONS = {
+    "fifo": "a named pipe, not a file: never opened",
+    "socket": "a socket, not a file",
+    "device": "a device, not a file",
+    "symlink_loop": "a symbolic link that loops ({detail})",
+    "broken_symlink": "a symbolic link to nothing ({detail})",
+    "symlink_outside": "a symbolic link out of the library folder, to {detail}: not followed",
+    "directory_symlink": "a symbolic link to a folder ({detail}): not followed",
+    "unreadable_folder": "a folder that cannot be read ({detail}): its tracks are kept as they were",
+}
+
 
 @dataclass(frozen=True)
 class Skipped:
@@ -21,6 +34,12 @@ class Skipped:
     reason: str
     detail: str
     at: float
+
+    @property
+    def explanation(self) -> str:
+        """Why the entry is left out, in words."""
+        return EXPLANATIONS.get(self.reason, self.reason + (" ({detail})" if self.detail else "")).format(
+            detail=self.detail or "?")
 
 
 class SkippedStore(Database):

@@ -1,7 +1,8 @@
 """The ``recengine`` command line.
 
 Exit codes: 0 ok, 1 failure, 2 usage or configuration error (checked where the arguments are
-parsed and the config is read). Errors are one line; ``--debug`` adds the traceback.
+parsed and the config is read), 3 the daemon stopped because its catalog cannot be used. Errors are
+one line; ``--debug`` adds the traceback. A file name that is not valid UTF-8 is printed as its bytes.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from recengine.catalog.db import CatalogError
 from recengine.cli.errors import EXIT_FAILURE, EXIT_USAGE, CommandFailed, UsageError
 from recengine.cli.parser import build_parser
 from recengine.config import ConfigError
+from recengine.index.generations import IndexDirectoryError
+from recengine.models import NotInIndex
 
 log = logging.getLogger("recengine")
 
@@ -47,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     if os.environ.get("RECENGINE_DEBUG"):
         args.debug = True
     _setup_logging(args)
+    _print_names_as_bytes()
     try:
         return _run(args)
     except KeyboardInterrupt:
@@ -57,8 +61,18 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(args, exc, EXIT_USAGE)
     except (DecoderMissing, CatalogError, CommandFailed, ExecutorUnavailable) as exc:
         return _fail(args, exc, EXIT_FAILURE)
+    except (NotInIndex, IndexDirectoryError) as exc:  # IndexNotReady: no index yet for this library
+        return _fail(args, exc, EXIT_FAILURE)
     except Exception as exc:
         return _fail(args, exc, EXIT_FAILURE, unexpected=True)
+
+
+def _print_names_as_bytes() -> None:
+    """A file name that is not valid UTF-8 is held as lone surrogates (``os.fsdecode``); printed, it
+    gives back its bytes instead of raising UnicodeEncodeError, whatever the terminal's encoding."""
+    for stream in (sys.stdout, sys.stderr):
+        if getattr(stream, "errors", None) == "strict" and hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="surrogateescape")
 
 
 def _fail(args, exc: BaseException, code: int, unexpected: bool = False) -> int:

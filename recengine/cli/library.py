@@ -10,6 +10,7 @@ from pathlib import Path
 
 from recengine.analysis.decode import preflight
 from recengine.cli.errors import EXIT_OK, CommandFailed, UsageError
+from recengine.fileio import PidLock
 
 
 def cmd_scan(engine, args) -> int:
@@ -62,14 +63,16 @@ def cmd_status(engine, args) -> int:
         print(json.dumps({"running": pid is not None, "pid": pid, "daemon": status, "catalog": counts}, indent=2))
         return EXIT_OK
     print(f"daemon: running (pid {pid})" if pid else "daemon: not running")
+    listed = " (`recengine failures` lists them)" if counts["failures"] or counts["skipped"] else ""
     print(f"catalog: {counts['ok']} tracks analysed, {counts['pending']} pending, {counts['failures']} failed, "
-          f"{counts['missing']} missing")
+          f"{counts['missing']} missing, {counts['skipped']} skipped{listed}")
     if counts["pending_listens"]:
         print(f"scrobbled listens waiting for their file: {counts['pending_listens']}")
     if status and pid:
         age = time.time() - status["updated"]
         print(f"state: {status['state']} ({age:.0f} s ago), queue {status['queue']}, "
               f"{status['tracks_per_s']} tracks/s")
+        _print_daemon_trouble(status, data_dir)
         if status.get("last_reconcile"):
             print(f"last reconcile: {time.time() - status['last_reconcile']:.0f} s ago")
         for root, info in status["watcher"]["roots"].items():
@@ -96,15 +99,38 @@ def _print_sources(status: dict) -> None:
         print(line)
 
 
+def _print_daemon_trouble(status: dict, data_dir: Path) -> None:
+    """What keeps the daemon from its work: a failure it retries, or another writer it waits for."""
+    from recengine.library.scan import WRITER_LOCK
+
+    problem = status.get("problem")
+    if problem:
+        retry = "" if problem.get("retry_in_s") is None else f", next try in {problem['retry_in_s']:.0f} s"
+        print(f"problem: {problem['error']} (failing for {time.time() - problem['since']:.0f} s, "
+              f"{problem['attempts']} attempts{retry})")
+    if status["state"] == "waiting":
+        holder = PidLock(Path(data_dir) / WRITER_LOCK).holder()
+        who = f"another recengine (pid {holder})" if holder and holder > 0 else "another recengine"
+        print(f"waiting: {who} is updating the catalog (a `recengine scan`); the daemon keeps what it saw "
+              "and goes on when that is done")
+
+
 def cmd_failures(engine, args) -> int:
+    """The failure ledger (files that could not be analysed), then the entries left out on purpose
+    (FIFOs, symlinks out of the library, unreadable folders ...), each with its reason."""
     rows = engine.catalog.failures()
+    skipped = engine.catalog.skipped()
     if args.json:
-        print(json.dumps([{"path": f.path, "reason": f.reason, "message": f.message, "at": f.at} for f in rows],
-                         indent=2))
+        print(json.dumps([*({"kind": "failed", "path": f.path, "reason": f.reason, "message": f.message, "at": f.at}
+                            for f in rows),
+                          *({"kind": "skipped", "path": k.path, "reason": k.reason, "message": k.explanation,
+                             "at": k.at} for k in skipped)], indent=2))
     else:
         for f in rows:
             print(f"{f.reason:16} {f.path}: {f.message}")
-        print(f"{len(rows)} files failed", file=sys.stderr)
+        for k in skipped:
+            print(f"{k.reason:16} {k.path}: skipped: {k.explanation}")
+        print(f"{len(rows)} files failed, {len(skipped)} skipped", file=sys.stderr)
     return EXIT_OK
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from recengine.config import ConfigError
 from recengine.web.settings import WebSettings
 
 TOKEN_ENV = "RECENGINE_API_TOKEN"
@@ -40,8 +41,12 @@ SECURITY_HEADERS = [
 ]
 
 
-class TokenRefused(Exception):
-    """The server must not start: a non-loopback address without a configured token."""
+class TokenRefused(ConfigError):
+    """The server must not start: a non-loopback address without a configured token. A
+    configuration mistake (``recengine serve`` and ``recengine daemon`` exit 2 with its one line)."""
+
+    def __init__(self, source: str, message: str):
+        super().__init__(source, "http.token", message)
 
 
 @dataclass(frozen=True)
@@ -74,8 +79,8 @@ def load_token(settings: WebSettings, env: Mapping[str, str] | None = None) -> A
     if configured:
         return ApiToken(configured)
     if not settings.loopback:
-        raise TokenRefused(f"refusing to listen on {settings.host}: a non-loopback address needs a token "
-                           f"(set {TOKEN_ENV} or http.token)")
+        raise TokenRefused(settings.source, f"refusing to listen on {settings.host}: a non-loopback address needs "
+                           f"a token (set {TOKEN_ENV} or http.token)")
     path = Path(settings.data_dir) / TOKEN_FILE
     if path.exists():
         return ApiToken(path.read_text().strip())

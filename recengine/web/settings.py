@@ -17,6 +17,7 @@ class WebSettings:
     port: int
     token: str | None
     data_dir: Path
+    source: str = "config"  # the config file the settings come from, for messages
 
     @classmethod
     def from_config(cls, config: Any, *, host: str | None = None, port: int | None = None) -> WebSettings:
@@ -27,6 +28,7 @@ class WebSettings:
             port=config["http.port"] if port is None else port,
             token=config["http.token"] or None,
             data_dir=Path(config.data_dir),
+            source=str(config.source),
         )
 
     @property
