@@ -269,3 +269,37 @@ def test_a_public_address_without_a_token_is_a_config_error_exit_2(tmp_path):
         line = (f"recengine: error: {config}: http.token: refusing to listen on 0.0.0.0: a non-loopback address "
                 "needs a token (set RECENGINE_API_TOKEN or http.token)")
         assert line in proc.stderr.splitlines() and "Traceback" not in proc.stderr, proc.stderr
+
+
+GONE = "  - {name: Gone, kind: similar, seeds: ['OST/01 Night Drive.flac'], size: 3}\n"
+
+
+def test_config_check_reports_recipe_seeds_that_are_not_in_the_catalog(tmp_path, styled_library, styled_data,
+                                                                       capsys):
+    """Issue 12 item 9: `config check` said ok while `playlists refresh` failed on the seed."""
+    config = _styled_config(tmp_path, styled_library, styled_data)
+    base = config.read_text() + "playlists:\n  - {name: Near, kind: similar, seeds: ['tones/tones0.flac'], size: 3}\n"
+    config.write_text(base + GONE)
+    assert main(["--config", str(config), "config", "check"]) == 2
+    err = capsys.readouterr().err
+    assert f"{config}: playlists[1].seeds[0]: 'OST/01 Night Drive.flac' of playlist 'Gone' is not in the catalog" in err
+    assert "playlists[0]" not in err
+    config.write_text(base)
+    assert main(["--config", str(config), "config", "check"]) == 0
+    assert f"{config}: ok" in capsys.readouterr().out
+    config.write_text(base.replace(str(tmp_path / "data"), str(tmp_path / "fresh")))  # before the first scan
+    assert main(["--config", str(config), "config", "check"]) == 0
+    assert "playlist seeds are not checked: no catalog yet" in capsys.readouterr().err
+    assert not (tmp_path / "fresh").exists()
+
+
+def test_playlists_list_says_when_a_list_comes_out_short_and_why(tmp_path, styled_library, styled_data, capsys):
+    """Issue 12 item 9: three tagged artists, two tracks each at most, leave 9 of 10 tracks."""
+    config = _styled_config(tmp_path, styled_library, styled_data)
+    config.write_text(config.read_text() + "playlists:\n  - {name: Mix, size: 10}\n  - {name: Two, size: 2}\n" + GONE)
+    assert main(["--config", str(config), "playlists", "list"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    mix, two, gone = (out.index(line) for line in out if not line.startswith(" "))
+    assert out[mix + 1] == "    short: 9 of 10 tracks: cut by the diversity rules max_per_artist and max_per_album"
+    assert out[two + 1:gone] == []
+    assert out[gone + 1].startswith("    cannot be made now: OST/01 Night Drive.flac: not in the catalog")

@@ -14,6 +14,13 @@ def cmd_playlists(engine, args) -> int:
         for r in pl.recipes:
             paths = [str(pl.target_path(r, engine.writers[w])) for w in r.writers]
             print(f"{r.name}  [{r.kind}] size {r.size}, user {r.user} -> {', '.join(paths)}")
+            try:  # as refresh would make it now: a short list says which rule cut it
+                made = pl.make(r, explain=True)
+            except LookupError as exc:  # a seed not in the catalog, no index yet
+                print(f"    cannot be made now: {exc}")
+                continue
+            if made.shortfall is not None:
+                print(f"    short: {made.shortfall}")
         if not pl.recipes:
             print(f"no playlists in {engine.config.source} (see playlists: in the README)", file=sys.stderr)
         return EXIT_OK

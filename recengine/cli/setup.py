@@ -45,8 +45,8 @@ def cmd_config_check(args) -> int:
         print(yaml.safe_dump(config.nested(), sort_keys=True, allow_unicode=True), end="")
         return EXIT_OK
     problems = []
-    Recipes.from_config(config, playlist_writers=set(collect(plugin_set.pm, "playlist_writers", config).names()),
-                        strategies=set(collect(plugin_set.pm, "scorers", config).names()))
+    recipes = Recipes.from_config(config, playlist_writers=set(collect(plugin_set.pm, "playlist_writers", config).names()),
+                                  strategies=set(collect(plugin_set.pm, "scorers", config).names()))
     for i, folder in enumerate(config["library.folders"]):
         if not Path(folder).is_dir():
             problems.append(f"{config.source}: library.folders[{i}]: {folder!r} does not exist")
@@ -56,9 +56,33 @@ def cmd_config_check(args) -> int:
         preflight()
     except DecoderMissing as exc:
         problems.append(str(exc))
+    problems += _seed_problems(config, plugin_set, recipes)
     for p in problems:
         print(p, file=sys.stderr)
     if problems:
         return EXIT_USAGE
     print(f"{config.source}: ok")
     return EXIT_OK
+
+
+def _seed_problems(config, plugin_set, recipes) -> list[str]:
+    """Recipe tracks (``seeds``, ``from``, ``to``) that are not in the catalog, found as playlists
+    find them (``engine.playlists.seed_problems()``); the catalog is only read. Before the first
+    scan there is nothing to look them up in, which is said, not counted as a problem."""
+    from recengine.catalog import Catalog, CatalogError
+    from recengine.engine import Engine
+    from recengine.playlists.seeds import references
+
+    if not any(True for recipe in recipes for _ in references(recipe)):
+        return []
+    path = config.data_dir / "catalog.db"
+    if not path.exists():
+        print(f"note: playlist seeds are not checked: no catalog yet in {config.data_dir} (run `recengine scan`)",
+              file=sys.stderr)
+        return []
+    try:
+        with Engine(config, plugin_set, catalog=Catalog(path, migrate=False)) as engine:
+            return engine.playlists.seed_problems()
+    except CatalogError as exc:
+        print(f"note: playlist seeds are not checked: {exc}", file=sys.stderr)
+        return []
