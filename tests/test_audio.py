@@ -429,13 +429,15 @@ def test_unknown_length_with_a_quiet_start_is_searched_before_it_is_called_silen
     assert e.value.reason == "silent"
 
 
-def test_flac_this_ffmpeg_cannot_decode_is_a_decode_error_not_too_short(tmp_path, ffmpeg):
+@pytest.mark.parametrize("windows", [{}, {"windows": 1, "window_s": 1.0}])
+def test_flac_this_ffmpeg_cannot_decode_is_a_decode_error_not_too_short(tmp_path, ffmpeg, windows):
     """32-bit FLAC (written by the imageio-ffmpeg binary, a recent ffmpeg): older ffmpeg builds
-    decode nothing from it and exit 0. That is a decode_error (or audio, where ffmpeg reads it)."""
+    decode nothing from it and exit 0. That is a decode_error (or audio, where ffmpeg reads it),
+    also when the window planned past the start comes back empty and the read from the start too."""
     path = flac_s32(tmp_path / "s32.flac")
     assert read_tags(path).duration == pytest.approx(3.0, abs=0.1)
     try:
-        got = decode(path, ffmpeg=ffmpeg)
+        got = decode(path, ffmpeg=ffmpeg, **windows)
     except DecodeFailure as exc:
         assert exc.reason == "decode_error", exc
     else:

@@ -80,8 +80,9 @@ class FfmpegDecoder:
                 retry, retry_samples = self._run(path, retry_plan, s.sample_rate)
             if retry.returncode == 0 or result.returncode != 0:
                 result, samples, plan = retry, retry_samples, retry_plan
-                if retry.returncode == 0:
+                if retry.returncode == 0 and retry_samples.size:
                     known = retry_known  # a header that proved wrong does not give the duration
+                # (nothing read from the start either: the header did not prove wrong, ffmpeg cannot read it)
         if known is None and result.returncode == 0 and self._silent_but_full(samples, plan):
             # Nobody knows the length and the start is quiet: never call a track silent from its
             # first minute alone. Find how far it goes, then analyse windows spread over that.
