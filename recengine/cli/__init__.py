@@ -36,6 +36,7 @@ def _run(args) -> int:
     from recengine.engine import Engine
 
     args.open_engine = Engine.open  # the one place the command line opens engines
+    args.engine_on = Engine  # an engine on settings a command loaded itself (config check)
     if not args.needs_engine:
         return args.func(args)
     with Engine.open(args.config) as engine:

@@ -56,7 +56,7 @@ def cmd_config_check(args) -> int:
         preflight()
     except DecoderMissing as exc:
         problems.append(str(exc))
-    problems += _seed_problems(config, plugin_set, recipes)
+    problems += _seed_problems(args.engine_on, config, plugin_set, recipes)
     for p in problems:
         print(p, file=sys.stderr)
     if problems:
@@ -65,12 +65,12 @@ def cmd_config_check(args) -> int:
     return EXIT_OK
 
 
-def _seed_problems(config, plugin_set, recipes) -> list[str]:
+def _seed_problems(engine_on, config, plugin_set, recipes) -> list[str]:
     """Recipe tracks (``seeds``, ``from``, ``to``) that are not in the catalog, found as playlists
-    find them (``engine.playlists.seed_problems()``); the catalog is only read. Before the first
-    scan there is nothing to look them up in, which is said, not counted as a problem."""
+    find them (``engine.playlists.seed_problems()``, ``engine_on``: the Engine class); the catalog is
+    only read. Before the first scan there is nothing to look them up in, which is said, not counted
+    as a problem."""
     from recengine.catalog import Catalog, CatalogError
-    from recengine.engine import Engine
     from recengine.playlists.seeds import references
 
     if not any(True for recipe in recipes for _ in references(recipe)):
@@ -81,7 +81,7 @@ def _seed_problems(config, plugin_set, recipes) -> list[str]:
               file=sys.stderr)
         return []
     try:
-        with Engine(config, plugin_set, catalog=Catalog(path, migrate=False)) as engine:
+        with engine_on(config, plugin_set, catalog=Catalog(path, migrate=False)) as engine:
             return engine.playlists.seed_problems()
     except CatalogError as exc:
         print(f"note: playlist seeds are not checked: {exc}", file=sys.stderr)
