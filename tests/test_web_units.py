@@ -239,3 +239,41 @@ def test_no_index_yet_answers_503_with_retry_after_and_what_to_run(tmp_path, sty
     finally:
         handle.stop()
         engine.close()
+
+
+def test_names_that_are_not_utf8_come_back_from_the_api_as_their_bytes(tmp_path):
+    """Tracks, similar, failures and the map answer 200 with valid UTF-8 JSON whose ``\\udcXX``
+    escapes give the file name's bytes back (os.fsencode), instead of a 500 from the encoder."""
+    import http.client
+    import os
+
+    from recengine.web import WebSettings, start_server
+
+    from .bad_inputs import non_utf8_name
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    good = [non_utf8_name(lib, b"\xff good %d.wav" % i, 300.0 + 150 * i) for i in range(3)]
+    (lib / os.fsdecode(b"\xfe broken.mp3")).write_bytes(b"\x00" * 64)
+    with make_engine(tmp_path, [lib], http__port=0, http__token="t") as engine:
+        engine.scan()
+        handle = start_server(engine, WebSettings.from_config(engine.config), threading.Event())
+        try:
+            def get(path):
+                conn = http.client.HTTPConnection("127.0.0.1", handle.port, timeout=20)
+                conn.request("GET", path, headers={"Authorization": "Bearer t"})
+                answer = conn.getresponse()
+                body = answer.read()
+                assert answer.status == 200, (path, answer.status, body[:200])
+                return json.loads(body.decode("utf-8"))
+
+            tracks = get("/api/v1/tracks?limit=10")["tracks"]
+            assert {os.fsencode(t["path"]) for t in tracks if t["status"] == "ok"} == {os.fsencode(p) for p in good}
+            seed = next(t for t in tracks if t["status"] == "ok")
+            similar = get(f"/api/v1/similar?track={seed['id']}&n=2")["tracks"]
+            assert len(similar) == 2 and all(os.fsencode(t["relpath"]).startswith(b"\xff good") for t in similar)
+            failures = get("/api/v1/failures")["failures"]
+            assert [os.fsencode(f["path"]).rpartition(b"/")[2] for f in failures] == [b"\xfe broken.mp3"]
+            assert get("/api/v1/map")["count"] == 3
+        finally:
+            handle.stop()

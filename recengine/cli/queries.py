@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from recengine.cli.errors import EXIT_OK, CommandFailed, UsageError
-from recengine.cli.output import json_text
+from recengine.jsontext import json_text
 from recengine.models import NotInIndex, TrackNotFound
 from recengine.recommend.filters import Filters
 

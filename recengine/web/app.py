@@ -17,7 +17,7 @@ import anyio.to_thread
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse
+from starlette.responses import FileResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -35,6 +35,7 @@ from recengine.web.inputs import ApiError
 from recengine.web.mapview import LibraryMap
 from recengine.web.player import BrowserPlayers
 from recengine.web.plugins import collect_routes
+from recengine.web.serialize import JSONResponse
 from recengine.web.settings import WebSettings
 from recengine.web.state import WebState
 

@@ -10,7 +10,6 @@ range (0.5th-99.5th percentile) fills the grid, outliers sit on its edge.
 
 from __future__ import annotations
 
-import json
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from recengine.catalog.browse import Browse
+from recengine.jsontext import json_bytes
 
 #: Coordinates run from 0 to this.
 GRID = 10000
@@ -91,7 +91,7 @@ class LibraryMap:
         key = (self.index.built_at, self.browse.version())
         with self._lock:
             if key != self._key:
-                self._body = json.dumps(self._compute(key[0]), separators=(",", ":")).encode()
+                self._body = json_bytes(self._compute(key[0]))
                 self._key = key
             return self._body
 

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 import recengine.web.inputs as inputs
 from recengine.models import EVENT_KINDS
 from recengine.web.player import STATES
-from recengine.web.serialize import event_json
+from recengine.web.serialize import JSONResponse, event_json
 from recengine.web.state import web
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 import recengine.web.inputs as inputs
@@ -11,7 +11,7 @@ from recengine import __version__
 from recengine.service.lock import running_pid
 from recengine.service.status import read_status
 from recengine.web.auth import has_session, session_cookie
-from recengine.web.serialize import recommendations_json
+from recengine.web.serialize import JSONResponse, recommendations_json
 from recengine.web.state import web
 
 

@@ -10,12 +10,12 @@ import json
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 import recengine.web.inputs as inputs
 from recengine.scrobble import ListenBrainzService, ScrobbleError
 from recengine.scrobble.listenbrainz import MAX_BODY_BYTES
+from recengine.web.serialize import JSONResponse
 from recengine.web.state import web
 
 

@@ -6,11 +6,10 @@ from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 import recengine.web.inputs as inputs
-from recengine.web.serialize import recommendations_json
+from recengine.web.serialize import JSONResponse, recommendations_json
 from recengine.web.state import web
 
 #: The most seed tracks one similar or recommend call may name.

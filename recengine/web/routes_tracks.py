@@ -5,11 +5,11 @@ from __future__ import annotations
 import mimetypes
 
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse
+from starlette.responses import FileResponse
 from starlette.routing import Route
 
 import recengine.web.inputs as inputs
-from recengine.web.serialize import track_json
+from recengine.web.serialize import JSONResponse, track_json
 from recengine.web.state import web
 
 #: Audio types mimetypes may not know on every system.

@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from starlette.responses import JSONResponse as StarletteJSONResponse
+
+from recengine.jsontext import json_bytes
 from recengine.models import HistoryEvent, Recommendation, Track
+
+
+class JSONResponse(StarletteJSONResponse):
+    """Starlette's JSON response, whose body stays valid UTF-8 with file names that are not
+    (:mod:`recengine.jsontext`): every API answer goes through it."""
+
+    def render(self, content: Any) -> bytes:
+        return json_bytes(content)
 
 
 def track_json(track: Track) -> dict[str, Any]:
