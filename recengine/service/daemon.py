@@ -16,7 +16,8 @@ A turn that fails (a plugin, an I/O error, a full disk) is retried after 1, 2, 4
 ``retrying`` and what is failing (``problem``) until a turn succeeds. A catalog that cannot be
 used at all (damaged, newer schema, unreadable) stops the daemon with exit code
 :data:`~recengine.service.retry.EXIT_CATALOG_UNUSABLE` and the message saying what to do (systemd:
-``RestartPreventExitStatus=3`` keeps it from being restarted in a loop).
+``RestartPreventExitStatus=2 3`` keeps it, and a daemon refused for its configuration (exit 2), from being
+restarted in a loop).
 """
 
 from __future__ import annotations
