@@ -128,3 +128,56 @@ def test_extractor_gets_its_own_sample_rate(contract):
         assert result.blocks["loaded"][1][0] == audio.samples.size  # the analysis rate for the rest
     batches = [e for e in events() if e["event"] == "batch"]
     assert [b["n"] for b in batches] == [2]  # one extract_batch call for the two tracks
+
+
+SLOW_START = '''
+import json, os, time
+import numpy as np
+import recengine
+
+with open(os.environ["CONTRACT_LOG"], "a") as fh:
+    fh.write(json.dumps({"pid": os.getpid(), "event": "import"}) + "\\n")
+time.sleep(30)  # a worker still starting (a big model loading) when the pool is stopped
+
+
+class Never:
+    name = "never"
+    version = 1
+    dim = 1
+
+    def extract(self, samples, sr):
+        return np.zeros(1, np.float32)
+
+
+@recengine.hookimpl
+def register_extractors(register):
+    register(Never())
+'''
+
+
+def test_stopping_the_pool_stops_workers_that_are_still_starting(tmp_path, monkeypatch):
+    """A worker that has not reported ready is stopped with the others: one left alive could block
+    for ever on the task queue's lock that a killed worker held, and the interpreter joins the
+    pool's workers when it exits (CI sat for its whole time limit after the last test)."""
+    from recengine.analysis.decode import pid_alive
+    from recengine.testing import wait_for
+
+    plugins = tmp_path / "plugins"
+    plugins.mkdir(mode=0o755)
+    (plugins / "slow_start.py").write_text(SLOW_START)
+    log = tmp_path / "slow.log"
+    monkeypatch.setenv("CONTRACT_LOG", str(log))
+    path = encode(tone(440.0, 1.0), tmp_path / "lib" / "a.flac")
+    st = os.stat(path)
+    jobs = [FeatureJob(i + 1, str(path), f"sig{i}", st.st_size, st.st_mtime_ns, (("never", 1),)) for i in range(4)]
+    raw = {"plugin_dirs": [str(plugins)], "data_dir": str(tmp_path / "data")}
+
+    def starting() -> list[int]:
+        return [json.loads(line)["pid"] for line in log.read_text().splitlines()] if log.exists() else []
+
+    with FeaturePool.for_config(None, raw, 2) as pool:
+        results = list(pool.map(jobs, stop=lambda: len(starting()) >= 2))
+        assert results == []  # nothing done: every track stays pending
+        pids = starting()
+        assert len(pids) == 2
+        wait_for(lambda: not any(pid_alive(p) for p in pids), timeout=15, what="the starting workers to stop")

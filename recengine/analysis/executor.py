@@ -4,8 +4,11 @@ implementation on a recycled pool of worker processes.
 Workers are recycled after a number of files; a worker that dies is replaced and its file retried
 once alone; a second crash leaves the track pending (``deferred``), since a crash is no property
 of the file that the failure ledger could hold. Results come back to the parent, which alone
-writes the catalog. Each worker reports its pid when it is ready, so the pool can stop exactly its
-own processes, and so that a pool whose workers never start says so instead of failing its files.
+writes the catalog. Each worker reports its pid when it is ready, so that a pool whose workers never
+start says so instead of failing its files. The pool keeps every worker process it ever started (its
+multiprocessing context records them), so that closing it stops each of them: a worker left alive
+after another was killed can wait for ever on the task queue's lock, and the interpreter joins the
+pool's workers when it exits.
 """
 
 from __future__ import annotations
@@ -104,6 +107,12 @@ def check_not_bootstrapping() -> None:
                                  "put the script's calls under `if __name__ == \"__main__\":`")
 
 
+def _signal_all(pids: list[int], sig: signal.Signals) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
+
+
 def _is_pool_worker(pid: int) -> bool:
     """``pid`` still runs and is a forkserver child (a recycled worker's pid may have been reused)."""
     try:
@@ -116,6 +125,23 @@ def _is_pool_worker(pid: int) -> bool:
 # --- in the parent --------------------------------------------------------------------------------
 
 
+class _RecordingContext:
+    """A multiprocessing context that remembers each process made through it: the pool's workers
+    (``ProcessPoolExecutor`` makes them with its ``mp_context.Process``), replacements included."""
+
+    def __init__(self, context: multiprocessing.context.BaseContext):
+        self._context = context
+        self.processes: list[multiprocessing.process.BaseProcess] = []
+
+    def Process(self, *args: object, **kwargs: object) -> multiprocessing.process.BaseProcess:  # noqa: N802
+        process = self._context.Process(*args, **kwargs)
+        self.processes.append(process)
+        return process
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._context, name)
+
+
 class FeaturePool:
     """The local :class:`FeatureExecutor`: a recycled process pool that yields results as they
     complete and survives worker deaths."""
@@ -124,6 +150,7 @@ class FeaturePool:
         self.settings = settings
         self.workers = max(1, workers or os.cpu_count() or 1)
         self._pool: cf.ProcessPoolExecutor | None = None
+        self._context: _RecordingContext | None = None
         self._ready: multiprocessing.SimpleQueue | None = None
         self._pids: set[int] = set()
         self._started = 0.0
@@ -140,10 +167,11 @@ class FeaturePool:
         check_not_bootstrapping()
         ctx = multiprocessing.get_context("forkserver")
         ctx.set_forkserver_preload(["recengine.analysis.executor", "numpy", "scipy.fft"])
+        self._context = _RecordingContext(ctx)
         self._ready = ctx.SimpleQueue()
         self._pids = set()
         self._started = time.monotonic()
-        return cf.ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init_worker,
+        return cf.ProcessPoolExecutor(self.workers, mp_context=self._context, initializer=_init_worker,
                                       initargs=(self.settings, self._ready), max_tasks_per_child=TASKS_PER_WORKER)
 
     def _collect_pids(self) -> None:
@@ -220,15 +248,17 @@ class FeaturePool:
             if not cancel:
                 pool.shutdown(wait=True, cancel_futures=True)
                 return
-            # Stop taking work, then stop our workers (they reported these pids when ready) and wait
-            # for them by pid: joining the pool's manager thread after a kill can wait for ever.
+            # Stop taking work, then stop every worker this pool started, ready or still starting,
+            # and wait for them by pid (joining them here would race the pool's manager thread for
+            # their exit status). One left alive could block for ever on the task queue's lock that a
+            # killed one held, and the pool's manager, and the interpreter at exit, would wait for it.
             pool.shutdown(wait=False, cancel_futures=True)
             self._collect_pids()
-            ours = [pid for pid in self._pids if _is_pool_worker(pid)]
-            for pid in ours:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGTERM)
+            processes = self._context.processes if self._context is not None else []
+            ours = [p.pid for p in processes if p.pid is not None and _is_pool_worker(p.pid)]
+            _signal_all(ours, signal.SIGTERM)
             deadline = time.monotonic() + 10
             while any(_is_pool_worker(pid) for pid in ours) and time.monotonic() < deadline:
                 time.sleep(0.02)
+            _signal_all([pid for pid in ours if _is_pool_worker(pid)], signal.SIGKILL)
             sweep_batch_dirs()  # workers stopped mid-batch leave scratch folders; their pids are gone now
