@@ -88,6 +88,18 @@ class Engine:
     def extractor_versions(self) -> dict[str, int]:
         return {e.name: e.version for e in self.extractors}
 
+    def deep_extractors(self) -> set[str]:
+        """The extractors that declare ``deep`` (musicnn): they run in the deep pass, after the fast one."""
+        return {e.name for e in self.extractors if getattr(e, "deep", False)}
+
+    def passes(self) -> dict[str, Any]:
+        """How far the two featurising passes are over the present tracks: ``{"fast": n,
+        "deep": {extractor: {"done": d, "pending": n - d}}}`` (``deep`` empty without deep extractors)."""
+        versions, deep = self.extractor_versions(), self.deep_extractors()
+        fast = {n: v for n, v in versions.items() if n not in deep}
+        done, per = self.catalog.coverage(fast, {n: versions[n] for n in deep})
+        return {"fast": done, "deep": {n: {"done": d, "pending": done - d} for n, d in sorted(per.items())}}
+
     @functools.cached_property
     def events(self) -> EventDispatcher:
         return EventDispatcher(self.pm, deadline_s=self.config["hook_deadline_s"])
@@ -166,7 +178,7 @@ class Engine:
         check_not_bootstrapping()  # before the writer lock, which the parent of a bootstrapping worker holds
         make_executor = self._executor_factory(executor, scheduler)
         return Scanner(self.catalog, ScanSettings.from_config(self.config), self.extractor_versions(),
-                       make_executor, self.emit, progress=progress,
+                       make_executor, self.emit, progress=progress, deep=self.deep_extractors(),
                        ignore_dirs=[output.dir for output in self.playlists.outputs.values()])
 
     def _executor_factory(self, kind: str | None, scheduler: str | None) -> Callable[[int], FeatureExecutor]:
@@ -193,13 +205,20 @@ class Engine:
             connect_timeout_s=config["scan.dask.connect_timeout_s"])
 
     def scan(self, *, update_index: bool = True, **kwargs: Any):
-        """Reconcile the library folders with the catalog and featurise what is new or changed;
-        then bring the index up to date (built if there is none, rebuilt per the index's rule).
-        ``executor`` and ``scheduler``: as for :meth:`scanner`."""
+        """Reconcile the library folders with the catalog and featurise what is new or changed
+        (the fast pass); then bring the index up to date (built if there is none, rebuilt per the
+        index's rule), so those tracks are searchable; then the deep pass (deep extractors only)
+        and the index again. ``executor`` and ``scheduler``: as for :meth:`scanner`."""
+        def searchable(report) -> None:
+            if update_index:
+                self.index.catch_up(report.featurised + report.removed + report.moved)
+
         report = self.scanner(progress=kwargs.pop("progress", None), executor=kwargs.pop("executor", None),
-                              scheduler=kwargs.pop("scheduler", None)).run(**kwargs)
-        if update_index:
-            self.index.catch_up(report.featurised + report.removed + report.moved)
+                              scheduler=kwargs.pop("scheduler", None)).run(searchable=searchable, **kwargs)
+        if update_index and not kwargs.get("featurise", True):
+            searchable(report)
+        if update_index and report.deep_featurised:
+            self.index.catch_up(report.deep_featurised)
         if report.featurised and self.catalog.pending_listen_count():
             self.listenbrainz.match_pending()  # scrobbled listens whose files just arrived
         return report

@@ -38,12 +38,13 @@ class MemoryCatalog:
                                             "b": self._rng.normal(size=3).astype(np.float32)})
         time.sleep(0.01)  # committed_at strictly after any build that read the rows before
 
-    def feature_matrix(self, versions):
-        ids = sorted(self.rows)
-        return ids, {n: np.stack([self.rows[t][1][n] for t in ids]) if ids else np.zeros((0, 0)) for n in versions}
+    def feature_blocks(self, versions, optional=None):
+        ids = sorted(t for t, (_, blocks) in self.rows.items() if all(n in blocks for n in versions))
+        return ids, [dict(self.rows[t][1]) for t in ids]
 
-    def featurised_since(self, since, versions):
-        return {t: dict(blocks) for t, (at, blocks) in self.rows.items() if at > since}
+    def featurised_since(self, since, versions, optional=None):
+        return {t: dict(blocks) for t, (at, blocks) in self.rows.items()
+                if at > since and all(n in blocks for n in versions)}
 
     def present_ids(self):
         return set(self.rows)
@@ -155,3 +156,44 @@ def test_refresh_loads_or_builds_when_nothing_is_loaded_and_reopening_loads(tmp_
     other_weights = library_index(tmp_path, catalog, weights={"a": 3.0})
     assert other_weights.open() is False  # made with other weights: not loaded, not rebuilt
     assert other_weights.store.generation is None
+
+
+def test_a_track_without_its_deep_block_is_indexed_and_gets_it_when_it_arrives(tmp_path):
+    """Deep blocks (musicnn) come after the fast pass: a track lacking one is indexed with the block
+    imputed at the scaler's centre (zeros), the block enters the scaling once enough tracks have it,
+    and its statistics are refitted each time its coverage doubles."""
+    catalog = MemoryCatalog()
+    catalog.add(range(1, 21))
+    extractors = {**EXTRACTORS, "d": ExtractorInfo(version=1, deep=True)}
+    index = LibraryIndex(catalog, settings(dimensions=0), extractors, data_dir=tmp_path, emit=lambda *a, **k: None)
+    assert index.catch_up(20) == 1
+    assert index.store.size == 20 and index.scaler.order == ["a", "b"]  # no track has "d" yet
+    before, before15 = index.vector(5), index.vector(15)
+
+    def add_deep(ids):
+        time.sleep(0.01)
+        for tid in ids:
+            at, blocks = catalog.rows[tid]
+            blocks["d"] = np.array([float(tid), -float(tid), 1.0], np.float32)
+            catalog.rows[tid] = (time.time(), blocks)
+        time.sleep(0.01)
+
+    add_deep(range(1, 5))  # 4 < MIN_DEEP_FIT: searched as before, no refit yet
+    index.refresh()
+    assert not index.needs_rebuild() and np.allclose(index.vector(5), before)
+    add_deep(range(5, 11))  # 10 tracks have it now
+    index.refresh()
+    assert index.needs_rebuild()
+    index.catch_up()
+    assert index.scaler.order == ["a", "b", "d"] and index.store.size == 20
+    d = slice(9, 12)  # the "d" block in the assembled vector (a: 6, b: 3, then d: 3)
+    assert np.abs(index.vector(5)[d]).sum() > 0 and np.allclose(index.vector(5)[:9], before[:9], atol=1e-6)
+    assert np.all(index.vector(15)[d] == 0)  # imputed: the centre, zero after scaling
+    assert np.allclose(index.vector(15)[:9], before15[:9], atol=1e-6)  # ranked on the other blocks as before
+    add_deep(range(11, 16))  # 5 < the 10 fitted: the delta has them, no refit
+    index.refresh()
+    assert not index.needs_rebuild() and np.abs(index.vector(15)[d]).sum() > 0
+    add_deep(range(16, 21))  # 10 since the build: coverage doubled
+    index.refresh()
+    assert index.needs_rebuild()
+    index.close()

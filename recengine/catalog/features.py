@@ -22,9 +22,11 @@ TRANSIENT_RETRY_S = 600.0
 class FeatureStore(Database):
     """What is featurised, and the vectors."""
 
-    def needs_features(self, versions: dict[str, int], *, retry_failed: bool = False) -> list[Track]:
+    def needs_features(self, versions: dict[str, int], *, retry_failed: bool = False,
+                       having: dict[str, int] | None = None) -> list[Track]:
         """Present tracks lacking a feature row for some ``(extractor, version)`` of their content,
-        leaving out recorded failures of unchanged files unless ``retry_failed``."""
+        leaving out recorded failures of unchanged files unless ``retry_failed``. ``having``: only
+        tracks that have every one of these already (the deep pass: tracks through the fast one)."""
         if not versions:
             return []
         out = []
@@ -43,7 +45,8 @@ class FeatureStore(Database):
                           f"WHERE {PRESENT} ORDER BY t.track_id")
         for row in rows:
             track = track_of(row)
-            if wanted <= have.get(track.track_id, set()):
+            got = have.get(track.track_id, set())
+            if wanted <= got or (having and not set(having.items()) <= got):
                 continue
             if not retry_failed and failed.get(track.track_id) == (track.size, track.mtime_ns):
                 continue
@@ -87,31 +90,51 @@ class FeatureStore(Database):
     def feature_matrix(self, versions: dict[str, int]) -> tuple[list[int], dict[str, np.ndarray]]:
         """Present, featurised tracks that have every ``(extractor, version)``: ids and one
         ``(n, dim)`` matrix per extractor, rows aligned with the ids."""
-        names = sorted(versions)
-        blocks: dict[int, dict[str, np.ndarray]] = {}
-        for tid, ext, ver, blob in self.query(
-                "SELECT f.track_id, f.extractor, f.version, f.vector FROM features f "
-                "JOIN tracks t USING(track_id) JOIN roots r USING(root_id) "
-                f"WHERE f.content_sig=t.content_sig AND {PRESENT}"):
-            if versions.get(ext) == ver:
-                blocks.setdefault(tid, {})[ext] = np.frombuffer(blob, dtype=np.float32)
-        ids = sorted(t for t, b in blocks.items() if len(b) == len(names))
-        mats = {n: np.stack([blocks[t][n] for t in ids]) if ids else np.zeros((0, 0), np.float32) for n in names}
+        ids, rows = self._complete(self._feature_rows(None, versions, {}), versions)
+        mats = {n: np.stack([rows[t][n] for t in ids]) if ids else np.zeros((0, 0), np.float32)
+                for n in sorted(versions)}
         return ids, mats
 
-    def featurised_since(self, since: float, versions: dict[str, int]) -> dict[int, dict[str, np.ndarray]]:
+    def feature_blocks(self, versions: dict[str, int], optional: dict[str, int] | None = None,
+                       ) -> tuple[list[int], list[dict[str, np.ndarray]]]:
+        """Like :meth:`feature_matrix`, one ``{extractor: vector}`` per track, with the ``optional``
+        blocks (the deep extractors') of the tracks that have them: a track lacking one is still in."""
+        ids, rows = self._complete(self._feature_rows(None, versions, optional or {}), versions)
+        return ids, [rows[t] for t in ids]
+
+    def featurised_since(self, since: float, versions: dict[str, int], optional: dict[str, int] | None = None,
+                         ) -> dict[int, dict[str, np.ndarray]]:
         """Present tracks with every ``(extractor, version)`` for their content, at least one row of
-        which was committed after ``since``: ``{track_id: {extractor: vector}}``."""
-        rows = self.query(
-            "SELECT f.track_id, f.extractor, f.version, f.vector FROM features f "
-            "JOIN tracks t USING(track_id) JOIN roots r USING(root_id) "
-            f"WHERE f.content_sig=t.content_sig AND {PRESENT} "
-            "AND f.track_id IN (SELECT track_id FROM features WHERE created_at > ?)", (since,))
+        which (``optional`` ones included) was committed after ``since``: ``{track_id: {extractor:
+        vector}}``, with the ``optional`` blocks the track has."""
+        ids, rows = self._complete(self._feature_rows(since, versions, optional or {}), versions)
+        return {t: rows[t] for t in ids}
+
+    def _feature_rows(self, since: float | None, versions: dict[str, int], optional: dict[str, int], *,
+                      vectors: bool = True) -> dict[int, dict[str, np.ndarray]]:
+        wanted = {**optional, **versions}
+        column = "f.vector" if vectors else "NULL"
+        fresh = "AND f.track_id IN (SELECT track_id FROM features WHERE created_at > ?)" if since is not None else ""
         out: dict[int, dict[str, np.ndarray]] = {}
-        for tid, ext, ver, blob in rows:
-            if versions.get(ext) == ver:
-                out.setdefault(tid, {})[ext] = np.frombuffer(blob, dtype=np.float32)
-        return {t: b for t, b in out.items() if len(b) == len(versions)}
+        for tid, ext, ver, blob in self.query(
+                f"SELECT f.track_id, f.extractor, f.version, {column} FROM features f "
+                "JOIN tracks t USING(track_id) JOIN roots r USING(root_id) "
+                f"WHERE f.content_sig=t.content_sig AND {PRESENT} {fresh}", (since,) if fresh else ()):
+            if wanted.get(ext) == ver:
+                out.setdefault(tid, {})[ext] = np.frombuffer(blob, dtype=np.float32) if vectors else blob
+        return out
+
+    @staticmethod
+    def _complete(rows: dict[int, dict[str, np.ndarray]], versions: dict[str, int],
+                  ) -> tuple[list[int], dict[int, dict[str, np.ndarray]]]:
+        """The sorted ids whose rows hold every one of ``versions``, and the rows."""
+        return sorted(t for t, b in rows.items() if all(n in b for n in versions)), rows
+
+    def coverage(self, versions: dict[str, int], optional: dict[str, int]) -> tuple[int, dict[str, int]]:
+        """How far the fast and deep passes are: the present tracks with every one of ``versions``
+        for their content, and per ``optional`` extractor how many of those have it too."""
+        ids, rows = self._complete(self._feature_rows(None, versions, optional, vectors=False), versions)
+        return len(ids), {n: sum(1 for t in ids if n in rows[t]) for n in optional}
 
     def present_ids(self) -> set[int]:
         """Tracks that may be recommended: present on an available root and featurised."""

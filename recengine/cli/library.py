@@ -59,8 +59,10 @@ def cmd_status(engine, args) -> int:
     status = json.loads(status_file.read_text()) if status_file.exists() else None
     counts = engine.catalog.counts()
     counts["pending_listens"] = engine.catalog.pending_listen_count()
+    passes = engine.passes()
     if args.json:
-        print(json.dumps({"running": pid is not None, "pid": pid, "daemon": status, "catalog": counts}, indent=2))
+        print(json.dumps({"running": pid is not None, "pid": pid, "daemon": status, "catalog": counts,
+                          "passes": passes}, indent=2))
         return EXIT_OK
     print(f"daemon: running (pid {pid})" if pid else "daemon: not running")
     listed = " (`recengine failures` lists them)" if counts["failures"] or counts["skipped"] else ""
@@ -68,6 +70,7 @@ def cmd_status(engine, args) -> int:
           f"{counts['missing']} missing, {counts['skipped']} skipped{listed}")
     if counts["pending_listens"]:
         print(f"scrobbled listens waiting for their file: {counts['pending_listens']}")
+    _print_passes(passes, status if pid else None)
     if status and pid:
         age = time.time() - status["updated"]
         print(f"state: {status['state']} ({age:.0f} s ago), queue {status['queue']}, "
@@ -82,6 +85,18 @@ def cmd_status(engine, args) -> int:
         print(f"index: generation {idx['generation']}, {idx['size']} tracks, {idx['fresh']} fresh{built}")
         _print_sources(status)
     return EXIT_OK
+
+
+def _print_passes(passes: dict, status: dict | None) -> None:
+    """The two featurising passes, when there are deep extractors: what the fast pass made
+    searchable, and how far the deep pass is (and whether the running daemon is at it)."""
+    if not passes["deep"]:
+        return
+    state = ((status or {}).get("passes") or {}).get("deep_state")
+    doing = {"running": " (running)", "idle": ""}.get(state, "") if status else " (`recengine scan` or the daemon runs it)"
+    deep = "; ".join(f"deep pass ({name}): {d['done']} of {passes['fast']}, {d['pending']} pending"
+                     for name, d in passes["deep"].items())
+    print(f"analysed {passes['fast']} (fast pass); {deep}{doing if any(d['pending'] for d in passes['deep'].values()) else ''}")
 
 
 def _print_sources(status: dict) -> None:

@@ -47,6 +47,7 @@ class MusicnnExtractor:
     version = 1
     sample_rate = musicnn.SR
     weight = 1.0
+    deep = True  # several times the built-ins' cost: a background pass after they made the track searchable
 
     def __init__(self, model: str = DEFAULT_MODEL, models_dir: Path | None = None, max_patches: int = MAX_PATCHES):
         if model not in DIMS:

@@ -15,7 +15,16 @@ yet (the daemon, after library changes).
 
 The rebuild rule lives here and only here (:meth:`needs_rebuild`): rebuild when there is no
 generation, after ``index.rebuild_after_changes`` changes, or after ``index.rebuild_quiet_s``
-without a change once there was one.
+without a change once there was one, or when a deep block's coverage has doubled since the build.
+
+Deep extractors (``deep: True``, e.g. musicnn) run in a pass after the others, so a track may be
+indexed before its deep block exists: the block is imputed with the scaler's centre (the library
+median), i.e. zeros after standardisation. Zeros add nothing to a dot product, so under the angular
+metric such a track is compared on its other blocks only (they are what its cosine is made of),
+and it does not drift toward tracks near the median of the missing block (which a made-up value
+would do). A deep block enters the scaling once at least :data:`MIN_DEEP_FIT` tracks (or every
+track of a smaller library) have it; until then it is left out of every vector. When a track's deep
+block arrives it is a fresh row of the delta like any changed track, and its vector now has it.
 """
 
 from __future__ import annotations
@@ -41,6 +50,8 @@ log = logging.getLogger(__name__)
 
 #: the index folder inside the data dir
 INDEX_DIR = "index"
+#: A deep block is fitted into the scaling once this many indexed tracks (or all, if fewer) have it.
+MIN_DEEP_FIT = 8
 
 
 def index_directory(data_dir: Path) -> Path:
@@ -55,6 +66,8 @@ class LibraryIndex:
         self.catalog = catalog
         self.settings = settings
         self.versions = {name: info.version for name, info in extractors.items()}
+        self.deep = {name: info.version for name, info in extractors.items() if info.deep}
+        self.required = {name: v for name, v in self.versions.items() if name not in self.deep}
         self.weights = {name: settings.weights.get(name, info.weight) for name, info in extractors.items()}
         self._emit = emit
         self.store = IndexStore(index_directory(data_dir), metric=settings.metric, n_trees=settings.trees,
@@ -66,6 +79,8 @@ class LibraryIndex:
         self._changes = 0  # counted since this object was made
         self._changes_at_build: int | None = None  # None: no build tried yet
         self._last_change = 0.0
+        self._deep_fitted: dict[str, int] = {}  # deep block -> tracks that had it when the scaler was fitted
+        self._deep_arrivals: dict[str, int] = {}  # deep block -> fresh tracks (in the delta) that have it
 
     @property
     def metric(self) -> str:
@@ -100,6 +115,7 @@ class LibraryIndex:
             self.scaler = Scaler.from_dict(meta["scaler"])
             self.projection = Projection.from_dict(meta["projection"]) if meta.get("projection") else None
             self.built_at = float(meta["built_at"])
+            self._deep_fitted = {n: int(c) for n, c in (meta.get("deep_fitted") or {}).items()}
             self._refresh_delta()
             return True
 
@@ -107,21 +123,23 @@ class LibraryIndex:
         """Build a new generation from every present, featurised track; None if there is none."""
         with self._lock:
             started, changes = time.time(), self._changes
-            ids, blocks = self.catalog.feature_matrix(self.versions)
+            ids, rows = self.catalog.feature_blocks(self.required, self.deep)
             if not ids:
                 self._changes_at_build = changes
                 return None
-            rows = [{name: blocks[name][i] for name in blocks} for i in range(len(ids))]
-            scaler = Scaler.fit(rows, weights=self.weights, order=sorted(self.versions))
+            have = {name: sum(1 for r in rows if name in r) for name in self.deep}
+            fitted = {n: c for n, c in have.items() if c and c >= min(MIN_DEEP_FIT, len(ids))}
+            order = [n for n in sorted(self.versions) if n in self.required or n in fitted]
+            scaler = Scaler.fit(rows, weights=self.weights, order=order)
             full = scaler.transform_many(rows)
             k = self.settings.dimensions
             projection = Projection.fit(full, k) if k else None
             vectors = projection.transform(full) if projection is not None else full
-            meta = {**self.expected_meta(), "scaler": scaler.to_dict(), "built_at": started,
+            meta = {**self.expected_meta(), "scaler": scaler.to_dict(), "built_at": started, "deep_fitted": fitted,
                     "projection": projection.to_dict() if projection is not None else None}
             number = self.store.build(np.asarray(ids, np.int64), vectors, meta)
             self.scaler, self.projection, self.built_at = scaler, projection, started
-            self._changes_at_build = changes
+            self._changes_at_build, self._deep_fitted = changes, fitted
             self._refresh_delta()
             log.info("index generation %d: %d tracks in %.1f s", number, len(ids), time.time() - started)
         self._emit("index_rebuilt", generation=number, size=len(ids))
@@ -142,7 +160,8 @@ class LibraryIndex:
     def _refresh_delta(self) -> int:
         if self.scaler is None:
             return 0
-        fresh = self.catalog.featurised_since(self.built_at, self.versions)
+        fresh = self.catalog.featurised_since(self.built_at, self.required, self.deep)
+        self._deep_arrivals = {n: sum(1 for b in fresh.values() if n in b) for n in self.deep}
         ids = list(fresh)
         vectors = self._index_vectors([fresh[t] for t in ids]) if ids else np.zeros((0, self.dim), np.float32)
         in_generation = self.store.generation_ids()
@@ -169,20 +188,30 @@ class LibraryIndex:
         pending = self.changes_since_build
         if self.store.generation is None:
             return self._changes_at_build is None or pending > 0
+        if self.deep_coverage_grew():
+            return True
         if not pending:
             return False
         if pending >= self.settings.rebuild_after_changes:
             return True
         return time.monotonic() - self._last_change >= self.settings.rebuild_quiet_s
 
+    def deep_coverage_grew(self) -> bool:
+        """A deep block arrived for at least as many tracks since the build as the scaling was fitted
+        on (and for enough to be fitted at all): its statistics are refitted, 1, 2, 4 ... times over."""
+        size = self.store.size or 0
+        return any(n and n >= max(self._deep_fitted.get(name, 0), min(MIN_DEEP_FIT, size), 1)
+                   for name, n in self._deep_arrivals.items())
+
     def catch_up(self, changes: int = 0) -> int | None:
         """Count ``changes``, then bring the index up to date with the catalog: a build when
         :meth:`needs_rebuild`, else :meth:`refresh`. Returns the generation built, or None."""
         self.note_change(changes)
-        if self.needs_rebuild():
-            return self.build()
-        self.refresh()
-        return None
+        if not self.needs_rebuild():
+            self.refresh()  # which also counts the deep blocks that arrived (deep_coverage_grew)
+            if not self.needs_rebuild():
+                return None
+        return self.build()
 
     # lookups (recengine.index.protocols.IndexBackend) ---------------------------------------------
 

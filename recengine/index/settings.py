@@ -50,12 +50,15 @@ class IndexSettings:
 @dataclass(frozen=True)
 class ExtractorInfo:
     """What the index needs to know of one extractor: its version (a generation is made with one
-    set of versions) and its default share of the similarity vector."""
+    set of versions), its default share of the similarity vector, and whether it is deep (a track
+    may be indexed before its block is there)."""
 
     version: int
     weight: float = 1.0
+    deep: bool = False
 
 
 def extractor_infos(extractors: Iterable[Extractor]) -> dict[str, ExtractorInfo]:
-    """name -> :class:`ExtractorInfo` of registered extractors (``weight`` is optional on them)."""
-    return {e.name: ExtractorInfo(e.version, float(getattr(e, "weight", 1.0))) for e in extractors}
+    """name -> :class:`ExtractorInfo` of registered extractors (``weight`` and ``deep`` are optional on them)."""
+    return {e.name: ExtractorInfo(e.version, float(getattr(e, "weight", 1.0)), bool(getattr(e, "deep", False)))
+            for e in extractors}

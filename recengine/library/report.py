@@ -16,7 +16,9 @@ class ScanReport:
     removed: int = 0
     purged: int = 0  # forgotten: missing for longer than scan.purge_after_days
     unchanged: int = 0
-    featurised: int = 0
+    featurised: int = 0  # through the fast pass (every extractor that is not deep)
+    deep_featurised: int = 0  # deep blocks added by the deep pass
+    deep_failed: int = 0  # deep pass not done (the track stays searchable on its fast blocks)
     failed: Counter = field(default_factory=Counter)
     unavailable: list[tuple[str, str]] = field(default_factory=list)
     mass_delete_blocked: list[tuple[str, int, int]] = field(default_factory=list)
@@ -38,6 +40,9 @@ class ScanReport:
             kinds = Counter(reason for _, reason in self.skipped) + Counter({"unreadable_folder": len(self.unreadable)})
             parts.append(f"{len(self.skipped) + len(self.unreadable)} skipped ("
                          + ", ".join(f"{k} {v}" for k, v in sorted(kinds.items()) if v) + ")")
+        if self.deep_featurised or self.deep_failed:
+            parts.append(f"deep pass {self.deep_featurised} done" + (f", {self.deep_failed} not done"
+                                                                     if self.deep_failed else ""))
         if self.purged:
             parts.append(f"{self.purged} forgotten (missing too long)")
         return ", ".join(parts) + f" in {self.seconds:.1f} s"

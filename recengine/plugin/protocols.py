@@ -38,7 +38,10 @@ class Extractor(Protocol):
       of ``extract`` with every track of a worker's batch that needs it, one vector per item;
     - ``extract_analysis(analysis)``: called instead of ``extract`` with the shared
       :class:`recengine.analysis.dsp.Analysis` of the track (the built-ins: one STFT for all);
-    - ``weight: float``: its default share of the similarity vector (``index.weights`` overrides it).
+    - ``weight: float``: its default share of the similarity vector (``index.weights`` overrides it);
+    - ``deep: bool`` (default False): a slow extractor (a neural net) that runs in the deep pass,
+      after the fast pass of the others (:mod:`recengine.library.scan`): a new track is searchable
+      on the fast extractors' blocks first, and its deep block joins its vector when it arrives.
     """
 
     name: str

@@ -6,7 +6,8 @@ it was down, then watch. The watcher's settled paths are applied as hints; a ful
 on a timer and whenever the watcher asks (overflow, restart, folder moves): events are hints, the
 reconcile is the truth. Featurised tracks are searchable at once (index delta), the index is
 rebuilt per policy on a builder thread, and playlists whose inputs changed are refreshed; the
-``sources:`` are synced on their own intervals (:mod:`recengine.service.sources`).
+``sources:`` are synced on their own intervals (:mod:`recengine.service.sources`). New files get the fast
+pass only; the deep one follows while the queue is idle (:mod:`recengine.service.deep`).
 SIGTERM/SIGINT stop it within a few seconds; work in flight stays pending for next time.
 SIGHUP re-reads the config (:mod:`recengine.service.reload`). Under systemd (``Type=notify``) it
 says READY once it watches, RELOADING/READY around a reload and STOPPING when it stops.
@@ -34,12 +35,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from recengine.analysis import ExecutorUnavailable
 from recengine.analysis.decode import preflight
 from recengine.catalog import CatalogError, CatalogFull, backup_if_due
 from recengine.fileio import sweep_stale_temps
 from recengine.index import IndexStore, index_directory
 from recengine.library import Scanner, ScanReport
 from recengine.library.watch import LibraryWatcher
+from recengine.service.deep import DeepPass
 from recengine.service.lock import DataDirLock
 from recengine.service.reload import ConfigReloader
 from recengine.service.retry import Backoff
@@ -69,6 +72,7 @@ class Daemon:
         self.hints: queue.Queue[tuple[str, Any]] = queue.Queue()
         self.scanner: Scanner | None = None  # made once the lock is held: it opens the catalog
         self.pool = None
+        self.deep: DeepPass | None = None  # the deep pass's batches (made with the scanner)
         self.watcher: LibraryWatcher | None = None
         self.lock = DataDirLock(engine.config.data_dir)
         self.reloader = ConfigReloader()
@@ -113,6 +117,8 @@ class Daemon:
             self._sweep_temps()
             self.engine.emit("startup", engine=self.engine)
             self.pool = self.scanner.new_pool()
+            self.deep = DeepPass(self.scanner, busy=lambda: not self.hints.empty(), stopping=self.stop_event.is_set,
+                                 changed=self._library_changed)
             self._last_event_id = self._max_event_id()
             if not self.stop_event.is_set():
                 # watch before the start-up reconcile: what changes while it runs (minutes, on a
@@ -205,6 +211,8 @@ class Daemon:
             self.watcher.stop()
         if self.pool is not None:
             self.pool.close()
+        if self.deep is not None:
+            self.deep.close()
         if self._builder is not None:
             self._builder.join(timeout=5)
         if self._backup is not None:
@@ -245,6 +253,8 @@ class Daemon:
             self._attempt(functools.partial(self._turn, reconcile, settled, removed))
             if reconcile:
                 last_reconcile = time.monotonic()
+            elif not items and self.state == "watching":  # nothing live waiting: a small deep batch
+                self._attempt(self.deep.turn)
 
     def _turn(self, reconcile: list[str], settled: list[Path], removed: list[Path]) -> None:
         if self.reloader.pending:
@@ -286,7 +296,7 @@ class Daemon:
         stops the daemon. True when it succeeded."""
         try:
             work()
-        except CatalogFull as exc:
+        except (CatalogFull, ExecutorUnavailable) as exc:  # said in one line: no traceback helps here
             self._failing(exc, traceback=False)
             return False
         except CatalogError as exc:
@@ -334,13 +344,16 @@ class Daemon:
             self.stats["rate"] = report.featurised / max(took, 1e-6)
         self.stats["featurised"] += report.featurised
         self.stats["failed"] += sum(report.failed.values())
-        changes = report.featurised + report.removed + report.moved
-        if changes:
-            index = self.engine.index
-            index.note_change(changes)
-            index.refresh()
-            self._inputs_changed("library")
+        self._library_changed(report.featurised + report.removed + report.moved)
         self.state = "watching"
+
+    def _library_changed(self, changes: int) -> None:
+        """Count ``changes`` toward the rebuild rule, make them searchable, mark the playlists due."""
+        if changes:
+            self.deep.wake()  # the fast pass's tracks are due for the deep one
+            self.engine.index.note_change(changes)
+            self.engine.index.refresh()
+            self._inputs_changed("library")
 
     def _stopping(self) -> bool:
         """The featuriser's stop check (called at least every 0.5 s): also keeps status.json
@@ -406,11 +419,8 @@ class Daemon:
         the interval stays due (it is not dropped), so the file catches up when the interval ends."""
         playlists = self.engine.playlists
         now = time.time()
-        due = [
-            name
-            for name in self._playlists_due
-            if now - playlists.last_refresh.get(name, 0.0) >= playlists.get(name).min_interval_s
-        ]
+        due = [name for name in self._playlists_due
+               if now - playlists.last_refresh.get(name, 0.0) >= playlists.get(name).min_interval_s]
         for name in due:
             del self._playlists_due[name]
         if due:
@@ -460,6 +470,7 @@ class Daemon:
             "roots": roots,
             "failures": counts["failures"],
             "skipped": counts["skipped"],
+            "passes": {**self.engine.passes(), "deep_state": self.deep.state if self.deep else "none"},
             "index": {
                 "generation": index.store.generation,
                 "size": index.store.size,
