@@ -214,6 +214,7 @@ def test_status_failures_openapi_and_docs(served):
     client = served.client
     status = client.get("/api/v1/status").json
     assert status["running"] is False and status["catalog"]["ok"] == 15
+    assert status["passes"] == {"fast": 15, "deep": {}}  # no deep extractor installed here
     assert client.get("/api/v1/failures").json == {"count": 0, "failures": []}
     doc = client.get("/api/v1/openapi.json").json
     assert doc["openapi"].startswith("3.") and "/api/v1/similar" in doc["paths"]

@@ -25,7 +25,7 @@ def status(request: Request) -> JSONResponse:
     engine = web(request).engine
     pid = running_pid(engine.config.data_dir)
     return JSONResponse({"running": pid is not None, "pid": pid, "daemon": read_status(engine.config.data_dir),
-                         "catalog": engine.catalog.counts()})
+                         "catalog": engine.catalog.counts(), "passes": engine.passes()})
 
 
 def failures(request: Request) -> JSONResponse:
