@@ -487,6 +487,7 @@ def test_t2_crash_at_index_fault_points(tmp_path: Path, point: str, expect: int)
 def test_bulk_vectors_match_single_lookups_and_keep_the_order_given(tmp_path: Path, shards: int) -> None:
     store = IndexStore(tmp_path, shards=shards)
     assert store.vectors([1, 2]) == {}
+    assert store.vectors_matrix([1, 2])[0].tolist() == [False, False]
     ids, x = _data(600)
     store.build(ids, x, {})
     store.add_fresh(5, np.ones(DIM, np.float32))  # a new track
@@ -501,6 +502,11 @@ def test_bulk_vectors_match_single_lookups_and_keep_the_order_given(tmp_path: Pa
     np.testing.assert_array_equal(got[int(ids[10])], -x[10])
     np.testing.assert_allclose(np.stack([got[int(ids[k])] for k in (0, 1, 599)]), x[[0, 1, 599]], rtol=1e-6)
     assert store.vector(int(ids[11])) is None and store.vector(-1) is None
+    np.testing.assert_array_equal(got[5], np.ones(DIM, np.float32))
+    mask, matrix = store.vectors_matrix(wanted)  # the same, as one array in the order asked, repeats kept
+    assert mask.tolist() == [True, True, False, True, False, True, True, True]
+    assert matrix.dtype == np.float32 and matrix.shape == (6, DIM)
+    np.testing.assert_array_equal(matrix, np.stack([got[t] for t, m in zip(wanted, mask.tolist(), strict=True) if m]))
 
 
 # ----- issue 12 item 10: odd entries where the index lives --------------------------------------

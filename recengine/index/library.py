@@ -32,7 +32,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -224,6 +224,11 @@ class LibraryIndex:
         """The index vectors of ``track_ids`` that are in the index (one call for many)."""
         self._check_ready()
         return self.store.vectors(track_ids)
+
+    def vectors_matrix(self, track_ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """(which of ``track_ids`` are in the index, their vectors stacked in that order)."""
+        self._check_ready()
+        return self.store.vectors_matrix(track_ids)
 
     def vector(self, track_id: int) -> np.ndarray | None:
         self._check_ready()

@@ -7,7 +7,7 @@ members. Vectors are the index's own (scaled, weighted, projected), compared wit
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -48,6 +48,11 @@ class IndexBackend(Protocol):
     def vectors(self, track_ids: Iterable[int]) -> dict[int, np.ndarray]:
         """The vector of each of ``track_ids`` that is in the index, in the order given; one call
         for many ids."""
+        ...
+
+    def vectors_matrix(self, track_ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """``(mask, matrix)``: which of ``track_ids`` are in the index (bool, one per id) and their
+        vectors stacked in that order (float32): :meth:`vectors` as one array, for many at once."""
         ...
 
     def vector(self, track_id: int) -> np.ndarray | None:

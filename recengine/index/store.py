@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -275,24 +275,32 @@ class IndexStore:
         given: a fresh one from the delta, else the generation's; removed tracks have none."""
         ids = list(dict.fromkeys(int(t) for t in track_ids))
         found: dict[int, np.ndarray] = {}
+        if not ids:
+            return found
+        mask, matrix = self.vectors_matrix(ids)
+        found.update(zip(np.asarray(ids)[mask].tolist(), matrix, strict=True))
+        return found
+
+    def vectors_matrix(self, track_ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """(which of ``track_ids`` are in the index, their vectors stacked in that order): what
+        :meth:`vectors` gives, as one float32 array, for callers that want many at once."""
+        want = np.asarray(track_ids, np.int64).reshape(-1)
         with self._reading() as (gen, snap):
-            if not ids:
-                return found
-            want = np.asarray(ids, np.int64)
-            rows = snap.lookup.positions(want) if len(snap.ids) else np.full(len(ids), -1, np.int64)
-            items = np.full(len(ids), -1, np.int64)
-            if gen is not None and gen.anns:
+            rows = snap.lookup.positions(want) if len(snap.ids) and len(want) else np.full(len(want), -1, np.int64)
+            items = np.full(len(want), -1, np.int64)
+            if gen is not None and gen.anns and len(want):
                 items = np.where(rows >= 0, -1, gen.items_of(want))
                 if snap.hidden:
-                    items[[t in snap.hidden for t in ids]] = -1
-            fresh = iter(snap.vecs[rows[rows >= 0]])
-            stored = iter(gen.vectors_of(items[items >= 0]) if gen is not None else ())
-            for tid, row, item in zip(ids, rows.tolist(), items.tolist(), strict=True):
-                if row >= 0:
-                    found[tid] = next(fresh)
-                elif item >= 0:
-                    found[tid] = next(stored)
-        return found
+                    items[np.isin(want, np.fromiter(snap.hidden, np.int64, len(snap.hidden)))] = -1
+            mask = (rows >= 0) | (items >= 0)
+            dim = gen.dim if gen is not None and gen.anns else snap.vecs.shape[1]
+            out = np.empty((int(mask.sum()), dim), np.float32)
+            slot = np.cumsum(mask) - 1
+            if (rows >= 0).any():
+                out[slot[rows >= 0]] = snap.vecs[rows[rows >= 0]]
+            if (items >= 0).any():
+                out[slot[items >= 0]] = gen.vectors_of(items[items >= 0])
+        return mask, out
 
     def vector(self, track_id: int) -> np.ndarray | None:
         """The vector stored for ``track_id`` (float32), or None if unknown or removed."""

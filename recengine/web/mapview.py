@@ -22,7 +22,7 @@ from recengine.jsontext import json_bytes
 #: Coordinates run from 0 to this.
 GRID = 10000
 #: Rows the axes are fitted on (a random sample of larger libraries: the axes are stable).
-FIT_ROWS = 20000
+FIT_ROWS = 5000
 #: Tracks whose vectors are read and placed at a time (bounds the memory a large map needs).
 CHUNK = 10000
 
@@ -120,8 +120,7 @@ class LibraryMap:
 
     def _rows(self, ids: list[int]) -> tuple[np.ndarray, np.ndarray]:
         """(mask of ``ids`` in the index, their prepared vectors)."""
-        found = self.index.vectors(ids)
-        mask = np.fromiter((t in found for t in ids), bool, len(ids))
-        if not found:
+        mask, matrix = self.index.vectors_matrix(ids)
+        if not len(matrix):
             return mask, np.zeros((0, 0), np.float32)
-        return mask, prepare(np.stack([found[t] for t in ids if t in found]), self.index.metric)
+        return mask, prepare(matrix, self.index.metric)
