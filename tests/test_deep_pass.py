@@ -119,6 +119,7 @@ def test_fast_pass_makes_tracks_searchable_then_the_deep_pass_changes_their_vect
         report = scanner.run(searchable=searchable)
         assert report.featurised == 6 and report.deep_featurised == 6, report.summary()
         assert "deep pass 6 done" in report.summary()
+        assert 0 < report.fast_seconds < report.seconds
         # before the deep pass: every track searchable, no deep block anywhere yet
         assert seen["deep_calls"] == 0 and len(seen["similar"]) == 5
         assert seen["features"] is None  # not every extractor's block is there...

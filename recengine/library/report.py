@@ -26,6 +26,7 @@ class ScanReport:
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason class) left out on purpose
     interrupted: bool = False
     seconds: float = 0.0
+    fast_seconds: float | None = None  # from the start to the end of the fast pass (its tracks searchable)
     changed_ids: list[int] = field(default_factory=list)
 
     def summary(self) -> str:

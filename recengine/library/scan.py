@@ -202,6 +202,7 @@ class Scanner:
                         self.featurise(report, retry_failed=retry_failed, pool=pool, stop=stop)
                         if searchable is not None:
                             searchable(report)
+                        report.fast_seconds = time.monotonic() - started
                         if self.deep_versions and not report.interrupted:
                             self.featurise(report, retry_failed=retry_failed, pool=pool, stop=stop, deep=True)
         finally:
