@@ -37,9 +37,11 @@ from recengine.engine import Engine  # noqa: E402
 TOKEN = "bench-token"
 
 
-def rss_mb(pid: int | str = "self") -> float:
+def rss_mb(pid: int | str = "self", field: str = "VmRSS") -> float:
+    """Resident memory (MB) of a process: ``VmRSS`` in all, ``RssAnon`` its private memory,
+    ``RssFile`` the mapped files' pages (the index files: page cache the kernel can drop)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
     return float("nan")
 
@@ -69,7 +71,7 @@ def serve(config: Path) -> int:
     with Engine.open(config, entrypoints=False) as engine:
         engine.catalog.counts()
         engine.index.vectors([1])  # the index is mapped, as in a running daemon
-        before = rss_mb()
+        before, before_anon = rss_mb(), rss_mb(field="RssAnon")
         stop = threading.Event()
         handle = start_server(engine, WebSettings.from_config(engine.config), stop)
         started, scaling, tracks = time.perf_counter(), engine.similarity.local_scaling, engine.catalog.counts()["ok"]
@@ -77,6 +79,7 @@ def serve(config: Path) -> int:
             time.sleep(0.1)  # a server that has been up a while: its local scaling is worked out
         warm_s = time.perf_counter() - started
         print(json.dumps({"port": handle.port, "rss_engine_mb": before, "rss_started_mb": rss_mb(),
+                          "anon_engine_mb": before_anon,
                           "warm_s": warm_s}), flush=True)
         sys.stdin.read()
         handle.stop()
@@ -100,8 +103,8 @@ class Server:
             raise RuntimeError(f"{path}: {response.status} {body[:200]!r}")
         return elapsed, body
 
-    def rss(self) -> float:
-        return rss_mb(self.proc.pid)
+    def rss(self, field: str = "VmRSS") -> float:
+        return rss_mb(self.proc.pid, field)
 
     def close(self) -> None:
         self.conn.close()
@@ -125,7 +128,8 @@ def bench_similar(config: Path, n_tracks: int, requests: int) -> dict:
         return {"tracks": n_tracks, "p50": statistics.median(times), "p99": pct(times, 99), "max": max(times),
                 "health_p50": statistics.median(health), "rss_engine": server.info["rss_engine_mb"],
                 "warm_s": server.info["warm_s"],
-                "rss_after": server.rss()}
+                "rss_after": server.rss(), "anon_engine": server.info["anon_engine_mb"],
+                "anon_after": server.rss("RssAnon")}
     finally:
         server.close()
 
@@ -138,7 +142,8 @@ def bench_map(config: Path, n_tracks: int) -> dict:
         count = json.loads(body)["count"]
         return {"tracks": count, "cold_ms": cold, "cached_p50_ms": statistics.median(cached),
                 "cached_max_ms": max(cached), "bytes": len(body), "rss_engine": server.info["rss_engine_mb"],
-                "rss_after": server.rss()}
+                "rss_after": server.rss(), "anon_engine": server.info["anon_engine_mb"],
+                "anon_after": server.rss("RssAnon")}
     finally:
         server.close()
 
@@ -161,14 +166,16 @@ def main() -> int:
     print(f"  p50 {s['p50']:.2f} ms  p99 {s['p99']:.2f} ms  max {s['max']:.2f} ms  (GET /health p50 "
           f"{s['health_p50']:.2f} ms; local scaling worked out {s['warm_s']:.1f} s after start)")
     print(f"  server RSS: engine {s['rss_engine']:.0f} MB, after the load {s['rss_after']:.0f} MB "
-          f"(+{s['rss_after'] - s['rss_engine']:.0f} MB for the HTTP server)")
+          f"(+{s['rss_after'] - s['rss_engine']:.0f} MB for the HTTP server, of which "
+          f"+{s['anon_after'] - s['anon_engine']:.0f} MB private, the rest mapped index pages)")
     if args.map_tracks:
         big = make_library(work / f"lib{args.map_tracks}", args.map_tracks)
         m = bench_map(big, args.map_tracks)
         print(f"\nGET /api/v1/map, {m['tracks']} tracks ({m['bytes'] / 1e6:.1f} MB of JSON):")
         print(f"  cold {m['cold_ms']:.0f} ms  cached p50 {m['cached_p50_ms']:.1f} ms  max {m['cached_max_ms']:.1f} ms")
         print(f"  server RSS: engine {m['rss_engine']:.0f} MB, after {m['rss_after']:.0f} MB "
-              f"(+{m['rss_after'] - m['rss_engine']:.0f} MB)")
+              f"(+{m['rss_after'] - m['rss_engine']:.0f} MB, of which +{m['anon_after'] - m['anon_engine']:.0f} MB "
+              "private, the rest mapped index pages)")
         if args.frames:
             env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
             subprocess.run([sys.executable, str(Path(__file__).parent / "map_frames.py"), str(big)], check=True,
