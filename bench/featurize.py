@@ -3,6 +3,7 @@
     .venv/bin/python bench/featurize.py /work/corpus --workers 2 [--repeat 3]
     .venv/bin/python bench/featurize.py /work/corpus --workers 2 --windows 1 --window-s 30
     .venv/bin/python bench/featurize.py /work/corpus --workers 2 --long        # + a 3-hour file
+    .venv/bin/python bench/featurize.py /work/corpus --workers 2 --executor dask --repeat 3
 
 Each repetition:
 
@@ -30,6 +31,13 @@ Memory: a sampler thread walks the process tree every 50 ms (``/proc/<pid>/task/
 reads ``VmHWM`` (the kernel's peak RSS of the process, so short spikes between samples count too)
 of each process; reported is the largest per role. RSS includes pages shared with the forkserver
 (numpy and recengine preloaded).
+
+``--executor dask``: each repetition also scans with ``scan.executor: dask`` (the two alternate in
+order), on a ``LocalCluster`` of N one-thread worker processes (with the quieter diagnostics that
+README recommends, ``DASK_QUIET``) started in the scanning child before ``Engine.open`` (its start-up is reported, not counted in the scan's wall time: a cluster outlives
+scans), or on the scheduler at ``--scheduler``; the table adds the Dask scan and Dask / local.
+``--kill-worker-at K`` SIGKILLs one LocalCluster worker when the K-th result is committed (its nanny
+starts another) and checks that every file was featurised once.
 
 The files are read once before the first repetition so both sides start from a warm page cache.
 ``--long`` adds a 3-hour stereo Ogg Vorbis file (lavfi sine + pink noise, generated once per run, or
@@ -66,6 +74,7 @@ TARGET_TRACKS_S = 10.0
 TARGET_FLOOR_RATIO = 1.5
 TARGET_WORKER_MB = 300
 TARGET_PARENT_MB = 200
+TARGET_DASK_RATIO = 0.9
 
 
 # --- the scanning child ----------------------------------------------------------------------------
@@ -108,6 +117,15 @@ def scan_child(spec_path: str) -> None:
         "plugin_dirs": [],
         "scan": {"workers": spec["workers"]},
     }
+    cluster, cluster_start_s = None, 0.0
+    if spec.get("executor") == "dask":
+        scheduler = spec.get("scheduler")
+        if not scheduler:
+            cluster, cluster_start_s = start_local_cluster(spec["workers"])
+            scheduler = cluster.scheduler_address
+            if spec.get("kill_worker_at"):
+                kill_one_worker_at(scanner.Scanner, cluster, spec["kill_worker_at"])
+        raw["scan"].update(executor="dask", dask={"scheduler": scheduler})
     if spec.get("windows") or spec.get("window_s"):
         raw["analysis"] = {}
         if spec.get("windows"):
@@ -118,6 +136,8 @@ def scan_child(spec_path: str) -> None:
     opened = time.monotonic()
     report = engine.scan(workers=spec["workers"])
     scanned = time.monotonic()
+    if cluster is not None:
+        cluster.close(timeout=30)
     windows = engine.config["analysis.windows"]
     window_s = engine.config["analysis.window_s"]
     cat = engine.catalog
@@ -128,6 +148,10 @@ def scan_child(spec_path: str) -> None:
     ok = [(d or 0.0) for _, _, _, d, status in rows if status == "ok"]
     analysed = sum(length for d in ok for _, length in plan_windows(d, windows, window_s))
     failures = [(f.reason, f.path, f.message) for f in cat.failures()]
+    ((feature_rows, featurised_tracks),) = cat.query(
+        "SELECT count(*), count(DISTINCT track_id) FROM features"
+    )
+    n_extractors = len(engine.extractor_versions())
     engine.close()
     self_ru = resource.getrusage(resource.RUSAGE_SELF)
     out = {
@@ -135,7 +159,13 @@ def scan_child(spec_path: str) -> None:
         "failed": dict(report.failed),
         "failures": failures,
         "scan_s": report.seconds,
-        "open_s": opened - started,
+        "open_s": opened - started - cluster_start_s,
+        "cluster_start_s": cluster_start_s,
+        "executor": spec.get("executor") or "local",
+        "feature_rows": feature_rows,
+        "featurised_tracks": featurised_tracks,
+        "n_extractors": n_extractors,
+        "killed_worker": KILLED,
         "child_s": scanned - started,
         "pool_to_first_result_s": (first_result[0] - scan_started[0])
         if first_result and scan_started
@@ -151,6 +181,58 @@ def scan_child(spec_path: str) -> None:
         "window_s": window_s,
     }
     Path(spec["out"]).write_text(json.dumps(out))
+
+
+KILLED: list[int] = []
+
+
+#: The Dask settings README recommends for featurising workers: less diagnostics polling (an idle
+#: worker used 3.2 % of a core with the defaults, 0.3 % with these; the LocalCluster's scheduler and
+#: nannies, in the scanning process here, 4.9 % and 0.8 %).
+DASK_QUIET = {
+    "distributed.admin.tick.interval": "500ms",
+    "distributed.admin.system-monitor.interval": "5s",
+    "distributed.worker.memory.monitor-interval": "1s",
+    "distributed.worker.profile.enabled": False,
+}
+
+
+def start_local_cluster(workers: int):
+    """A LocalCluster of ``workers`` one-thread worker processes on loopback; (cluster, seconds)."""
+    import logging
+
+    import dask
+    from distributed import LocalCluster
+
+    t = time.monotonic()
+    dask.config.set(DASK_QUIET)  # in this process (scheduler, nannies) and in the spawned workers
+    cluster = LocalCluster(
+        n_workers=workers,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=None,
+        host="127.0.0.1",
+        silence_logs=logging.ERROR,
+    )
+    return cluster, time.monotonic() - t
+
+
+def kill_one_worker_at(scanner_cls, cluster, at: int) -> None:
+    """SIGKILL one of ``cluster``'s worker processes when the ``at``-th result is committed."""
+    import signal
+
+    commit = scanner_cls.commit
+    seen = [0]
+
+    def killing_commit(self, result, report):
+        commit(self, result, report)
+        seen[0] += 1
+        if seen[0] == at:
+            pid = next(iter(cluster.workers.values())).process.pid
+            os.kill(pid, signal.SIGKILL)
+            KILLED.append(pid)
+
+    scanner_cls.commit = killing_commit
 
 
 # --- process-tree sampler ---------------------------------------------------------------------------
@@ -212,6 +294,8 @@ class Sampler:
             return "forkserver"  # a child of the parent, or re-parented to us once the parent exited
         if b"resource_tracker" in cmd:
             return "resource_tracker"
+        if b"spawn_main" in cmd:
+            return "worker"  # a LocalCluster's worker process (spawned by its nanny in the parent)
         if b"--_child" in cmd:
             return "parent"  # the scanning process (or a fork of it not yet exec'd)
         return "ffmpeg" if b"ffmpeg" in argv0 else "other"
@@ -290,7 +374,15 @@ def reap_all(timeout: float = 60.0) -> None:
 
 
 def run_engine(
-    directory: Path, data_dir: Path, workers: int, windows: int | None, window_s: float | None
+    directory: Path,
+    data_dir: Path,
+    workers: int,
+    windows: int | None,
+    window_s: float | None,
+    *,
+    executor: str = "local",
+    scheduler: str | None = None,
+    kill_worker_at: int | None = None,
 ) -> dict:
     data_dir.mkdir(parents=True, exist_ok=True)
     spec_path = data_dir / "bench-spec.json"
@@ -302,6 +394,9 @@ def run_engine(
         "windows": windows,
         "window_s": window_s,
         "out": str(out_path),
+        "executor": executor,
+        "scheduler": scheduler,
+        "kill_worker_at": kill_worker_at,
     }
     spec_path.write_text(json.dumps(spec))
     reap_all(0)
@@ -425,8 +520,9 @@ def best_median(values: list[float], higher_is_better: bool = True) -> str:
 def print_run(i: int, e: dict, f: dict) -> None:
     roles = e["roles"]
     commit = e["commit_s"]
+    label = "engine" if e.get("executor", "local") == "local" else "dask  "
     print(
-        f"run {i}: engine {e['tracks']} files in {e['scan_s']:.1f} s scan ({e['child_s']:.1f} s with start-up) "
+        f"run {i}: {label} {e['tracks']} files in {e['scan_s']:.1f} s scan ({e['child_s']:.1f} s with start-up) "
         f"= {e['tracks_per_s']:.2f} tracks/s; CPU {e['cpu_s']:.1f} s; "
         f"{e['audio_per_cpu']:.0f} audio s / CPU s ({e['analysed_per_cpu']:.0f} analysed s / CPU s)"
     )
@@ -443,9 +539,19 @@ def print_run(i: int, e: dict, f: dict) -> None:
         f"parent commits {sum(commit):.2f} s ({1000 * statistics.mean(commit) if commit else 0:.1f} ms each); "
         f"pool start to first result {e['pool_to_first_result_s'] or 0:.2f} s"
     )
+    if e.get("executor") == "dask":
+        once = e["feature_rows"] == e["featurised_tracks"] * e["n_extractors"]
+        killed = f"worker pid {e['killed_worker'][0]} SIGKILLed mid-scan; " if e.get("killed_worker") else ""
+        print(
+            f"       dask: cluster start {e['cluster_start_s']:.2f} s (not in the scan wall); {killed}"
+            f"{e['featurised_tracks']} tracks featurised, {e['feature_rows']} feature rows "
+            f"({'each file once' if once else 'NOT each file once'})"
+        )
 
 
-def summary_table(engine_runs: list[dict], floor_runs: list[dict], workers: int) -> None:
+def summary_table(
+    engine_runs: list[dict], floor_runs: list[dict], workers: int, dask_runs: list[dict] | None = None
+) -> None:
     def row(name: str, values: list[float], target: str = "", higher: bool = True) -> None:
         print(f"| {name} | {best_median(values, higher)} | {len(values)} | {target} |")
 
@@ -501,6 +607,30 @@ def summary_table(engine_runs: list[dict], floor_runs: list[dict], workers: int)
         [e["roles"].get("forkserver", {}).get("peak_mb", 0) for e in engine_runs],
         higher=False,
     )
+    if dask_runs:
+        row("dask tracks/s (scan wall)", [d["tracks_per_s"] for d in dask_runs])
+        row("dask scan wall (s)", [d["scan_s"] for d in dask_runs], higher=False)
+        row("dask CPU total (s)", [d["cpu_s"] for d in dask_runs], higher=False)
+        row(
+            "dask / local tracks/s (same repetition)",
+            [d["tracks_per_s"] / e["tracks_per_s"] for e, d in zip(engine_runs, dask_runs, strict=True)],
+            f">= {TARGET_DASK_RATIO:g}",
+        )
+        row(
+            "dask / local by CPU",
+            [
+                (d["tracks"] / d["cpu_s"]) / (e["tracks"] / e["cpu_s"])
+                for e, d in zip(engine_runs, dask_runs, strict=True)
+            ],
+        )
+        row(
+            "dask cluster start (s, not in the scan)", [d["cluster_start_s"] for d in dask_runs], higher=False
+        )
+        row(
+            "dask worker peak RSS (MB)",
+            [d["roles"].get("worker", {}).get("peak_mb", 0) for d in dask_runs],
+            higher=False,
+        )
     fails: Counter = Counter()
     for reason, path, message in engine_runs[-1]["failures"]:
         fails[reason] += 1
@@ -532,6 +662,22 @@ def main(argv: list[str] | None = None) -> int:
         help="where the 3-hour file is kept (generated if missing; its folder is scanned, so keep it "
         "alone there)",
     )
+    ap.add_argument(
+        "--executor",
+        choices=("local", "dask"),
+        default="local",
+        help="dask: each repetition also scans on a Dask cluster (a LocalCluster of --workers one-thread "
+        "worker processes unless --scheduler) and compares it with the local pool",
+    )
+    ap.add_argument(
+        "--scheduler", help="the Dask scheduler to use instead of a LocalCluster (tcp://host:port)"
+    )
+    ap.add_argument(
+        "--kill-worker-at",
+        type=int,
+        metavar="K",
+        help="dask on a LocalCluster: SIGKILL one worker when the K-th result is committed",
+    )
     ap.add_argument("--json", type=Path, help="write every measurement to this file")
     ap.add_argument("--_child", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -554,9 +700,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         files = warm_cache(directory)
         print(f"{directory}: {len(files)} audio files; workers {args.workers}; scratch {base}")
-        engine_runs, floor_runs = [], []
+        engine_runs, floor_runs, dask_runs = [], [], []
         for i in range(1, args.repeat + 1):
+            dask_first = args.executor == "dask" and i % 2 == 0  # alternate: neither side always runs first
+            if dask_first:
+                d = run_dask(args, directory, base / f"dask{i}")
             e = run_engine(directory, base / f"run{i}", args.workers, args.windows, args.window_s)
+            if args.executor == "dask" and not dask_first:
+                d = run_dask(args, directory, base / f"dask{i}")
             f = (
                 run_floor(e["paths"], args.workers)
                 if not args.no_floor
@@ -570,8 +721,13 @@ def main(argv: list[str] | None = None) -> int:
             print_run(i, e, f)
             engine_runs.append(e)
             floor_runs.append(f)
-            results["runs"].append({"engine": {k: v for k, v in e.items() if k != "paths"}, "floor": f})
-        summary_table(engine_runs, floor_runs, args.workers)
+            run = {"engine": {k: v for k, v in e.items() if k != "paths"}, "floor": f}
+            if args.executor == "dask":
+                print_run(i, d, f)
+                dask_runs.append(d)
+                run["dask"] = {k: v for k, v in d.items() if k != "paths"}
+            results["runs"].append(run)
+        summary_table(engine_runs, floor_runs, args.workers, dask_runs)
         if args.long:
             results["long"] = run_long(args, base)
         if args.json:
@@ -580,6 +736,19 @@ def main(argv: list[str] | None = None) -> int:
         if cleanup:
             shutil.rmtree(base, ignore_errors=True)
     return 0
+
+
+def run_dask(args, directory: Path, data_dir: Path) -> dict:
+    return run_engine(
+        directory,
+        data_dir,
+        args.workers,
+        args.windows,
+        args.window_s,
+        executor="dask",
+        scheduler=args.scheduler,
+        kill_worker_at=args.kill_worker_at,
+    )
 
 
 def run_long(args, base: Path) -> dict:

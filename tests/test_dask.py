@@ -28,9 +28,10 @@ from distributed import Client, LocalCluster
 from recengine.analysis import ExecutorUnavailable
 from recengine.analysis.dask_executor import PathMap, forwarded_env
 from recengine.config import ConfigError
-from recengine.testing import noise, tone, wav_bytes
+from recengine.testing import noise, tone, wait_for, wav_bytes
 
 from .conftest import make_engine
+from .daemons import DaemonRun
 
 CRASHING = """
 import os
@@ -82,17 +83,18 @@ class DaskProcesses:
         self.procs: list[subprocess.Popen] = []
         self.scheduler_file = base / "scheduler.json"
 
-    def _start(self, *argv: str) -> subprocess.Popen:
+    def _start(self, *argv: str, env: dict[str, str] | None = None) -> subprocess.Popen:
         log = open(self.base / f"dask-{len(self.procs)}.log", "wb")  # noqa: SIM115 - closed with the process
         proc = subprocess.Popen([sys.executable, "-m", "dask", *argv], cwd=self.base, stdin=subprocess.DEVNULL,
-                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                env={**os.environ, **(env or {})})
         log.close()
         self.procs.append(proc)
         return proc
 
-    def scheduler(self) -> str:
+    def scheduler(self, port: int = 0) -> str:
         self.scheduler_file.unlink(missing_ok=True)
-        self._start("scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
+        self._start("scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard",
                     "--scheduler-file", str(self.scheduler_file))
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -101,10 +103,10 @@ class DaskProcesses:
             time.sleep(0.05)
         raise AssertionError("the dask scheduler did not start: " + self.logs())
 
-    def worker(self) -> subprocess.Popen:
+    def worker(self, env: dict[str, str] | None = None) -> subprocess.Popen:
         return self._start("worker", "--scheduler-file", str(self.scheduler_file), "--host", "127.0.0.1",
                            "--nthreads", "1", "--no-nanny", "--no-dashboard", "--death-timeout", "30",
-                           "--local-directory", str(self.base))
+                           "--local-directory", str(self.base), env=env)
 
     def logs(self) -> str:
         return "\n".join(p.read_text(errors="replace")[-1500:] for p in sorted(self.base.glob("dask-*.log")))
@@ -284,6 +286,32 @@ def test_scheduler_lost_mid_scan_keeps_what_was_committed(tmp_path, dask_process
         assert engine.catalog.query("SELECT count(*) FROM tracks WHERE status='ok'") == [(24,)]
     finally:
         engine.close()
+
+
+def test_daemon_waits_for_the_scheduler_then_analyses_on_the_cluster(tmp_path, dask_processes):
+    """The daemon with scan.executor: dask, started before its scheduler: status says what fails and
+    it retries; once a scheduler and a worker are up, every file is analysed on that worker, once
+    (the counting extractor logs each decode with its pid), and so is a file copied in afterwards."""
+    lib = _wav_library(tmp_path / "lib", 3)
+    port = _closed_port()
+    run = DaemonRun(tmp_path, [lib], scan={"executor": "dask", "dask": {
+        "scheduler": f"tcp://127.0.0.1:{port}", "connect_timeout_s": 1}})
+    try:
+        run.start()
+        wait_for(lambda: "cannot reach the Dask scheduler" in str((run.status().get("problem") or {}).get("error")),
+                 30, "the daemon to say that the scheduler is unreachable")
+        dask_processes.scheduler(port)
+        worker = dask_processes.worker(env={"COUNT_LOG": str(run.count_log), "COUNT_SLEEP": "0"})
+        run.wait_ok(3, timeout=60)
+        _wav_library(tmp_path / "staging", 4)
+        os.replace(tmp_path / "staging" / "d0" / "t003.wav", lib / "d0" / "new.wav")
+        run.wait_ok(4, timeout=30)
+        assert run.status().get("problem") is None
+        assert {line.split()[0] for line in run.count_log.read_text().splitlines()} == {str(worker.pid)}
+        assert len(run.decodes()) == 4
+        assert run.stop()[0] == 0
+    finally:
+        run.kill_all()
 
 
 def _closed_port() -> int:

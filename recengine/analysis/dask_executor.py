@@ -14,13 +14,16 @@ reaches the parent once per job. A batch whose workers keep dying (Dask's ``Kill
 once the rest is done, each of its jobs runs again alone on the cluster, and a job that still kills
 its workers then is ``deferred``, as the local pool does with a file that crashes a worker twice:
 reported, the track left pending, not retried again in this scan, and not the file's failure in
-the ledger (a crash is the decoder's or a plugin's fault, never a property of the file). A scheduler that cannot be reached, or is lost mid-scan, or has no
-worker for a minute, ends the call with :class:`~recengine.analysis.executor.ExecutorUnavailable`;
-what was committed stays, and the next call connects again (the daemon's next pass).
+the ledger (a crash is the decoder's or a plugin's fault, never a property of the file). A
+scheduler that cannot be reached, or is lost mid-scan, or has no worker for a minute, ends the call
+with :class:`~recengine.analysis.executor.ExecutorUnavailable`; what was committed stays, and the
+next call connects again (the daemon's next pass).
 
 In the workers, :func:`featurise_remote` builds a :class:`~recengine.analysis.worker.Worker` (config,
 plugins, extractors, the neural model) once per worker thread and reuses it for every later task
-with the same settings.
+with the same settings. The first task in a worker process sets it up as the local pool's
+processes are: one BLAS thread, glibc's malloc thresholds as in a plain process (the nanny's
+``MALLOC_TRIM_THRESHOLD_`` doubled the CPU) and Dask's 10 ms stack sampling off.
 """
 
 from __future__ import annotations
@@ -137,6 +140,22 @@ def _malloc_as_by_default() -> None:
         libc.mallopt(M_TRIM_THRESHOLD, DYNAMIC_TRIM_MAX)
 
 
+def _stop_dask_profiler() -> None:
+    """A Dask worker samples the stacks of its running tasks every 10 ms for the dashboard's profile
+    page; on featurising that cost about a sixth more CPU (SCALE.md), so this worker process stops
+    sampling (Dask's own switch is ``distributed.worker.profile.enabled``)."""
+    try:
+        from distributed import get_worker
+
+        worker = get_worker()
+    except ValueError:  # not in a Dask worker (a test calling featurise_remote directly)
+        return
+    for name in ("profile", "profile-cycle"):
+        callback = worker.periodic_callbacks.get(name)
+        if callback is not None:
+            worker.loop.add_callback(callback.stop)  # the worker's event loop owns its callbacks
+
+
 def _take_worker(settings: WorkerSettings) -> Worker:
     """A Worker for ``settings`` that no other thread of this process is using, built on first use:
     one per worker thread, kept for the next task. Workers for other settings are let go."""
@@ -151,6 +170,7 @@ def _take_worker(settings: WorkerSettings) -> Worker:
         if not _process_ready:
             limit_blas_threads(1)  # the worker threads are the parallelism, as the local pool's processes
             _malloc_as_by_default()
+            _stop_dask_profiler()
             _process_ready = True
     here = WorkerSettings(settings.config_path, settings.raw, {**os.environ, **settings.env},
                           parent_pid=settings.parent_pid, log_level=settings.log_level)
