@@ -306,7 +306,7 @@ def test_daemon_waits_for_the_scheduler_then_analyses_on_the_cluster(tmp_path, d
         _wav_library(tmp_path / "staging", 4)
         os.replace(tmp_path / "staging" / "d0" / "t003.wav", lib / "d0" / "new.wav")
         run.wait_ok(4, timeout=30)
-        assert run.status().get("problem") is None
+        wait_for(lambda: run.status().get("problem") is None, 30, "status.json to drop the problem")
         assert {line.split()[0] for line in run.count_log.read_text().splitlines()} == {str(worker.pid)}
         assert len(run.decodes()) == 4
         assert run.stop()[0] == 0

@@ -3,8 +3,9 @@
 
 Optional: ``pip install 'recengine[dask]'``; the engine imports this module only when the config
 asks for it. The parent (the scan or the daemon) stays the catalog's only writer: it sends batches
-of jobs to the scheduler, keeps a bounded number in flight (two per worker thread), and yields each
-result as its batch completes, exactly as the local pool does. Paths go out through
+of jobs to the scheduler (up to 16 a task on a large scan, in the local pool's batches of two),
+keeps a bounded number of tasks in flight (two per worker thread), and yields each result as its
+task completes, exactly as the local pool does. Paths go out through
 ``scan.dask.path_map`` (the library as the workers see it) and results come back with the parent's
 own jobs.
 
@@ -54,6 +55,10 @@ log = logging.getLogger(__name__)
 
 #: Batches in flight per worker thread of the cluster (the local pool keeps two per worker, too).
 IN_FLIGHT_PER_THREAD = 2
+#: Most jobs in one task: the scheduler spends ~2.6 ms of CPU per task and the parent ~2 ms whatever
+#: its size (bench/executor_overhead.py), so large scans send several batches per task.
+MAX_JOBS_PER_TASK = 16
+MIN_TASKS_PER_THREAD = 32
 #: How often the parent asks the scheduler how many worker threads it has (s).
 THREADS_REFRESH_S = 1.0
 #: After this long without a single worker, a warning says that the scan is waiting for one (s).
@@ -194,16 +199,25 @@ def _check_extractors(worker: Worker, jobs: list[FeatureJob]) -> None:
 
 
 def featurise_remote(jobs: list[FeatureJob], settings: WorkerSettings) -> list[FeatureResult]:
-    """One task: featurise ``jobs`` with this thread's Worker (same code path as the local pool)."""
+    """One task: featurise ``jobs`` with this thread's Worker, :data:`BATCH_SIZE` at a time (the
+    local pool's calls: one ffmpeg process per batch)."""
     worker = _take_worker(settings)
     try:
         _check_extractors(worker, jobs)
-        return worker.featurise(jobs)
+        return [result for i in range(0, len(jobs), BATCH_SIZE) for result in worker.featurise(jobs[i:i + BATCH_SIZE])]
     finally:
         _give_back(settings, worker)
 
 
 # --- in the parent ------------------------------------------------------------------------------
+
+
+def jobs_per_task(jobs: int, threads: int) -> int:
+    """Jobs per task: a whole number of batches, up to :data:`MAX_JOBS_PER_TASK`, and small enough
+    that every worker thread gets at least :data:`MIN_TASKS_PER_THREAD` tasks (the last tasks of a
+    scan, while other threads have nothing left, stay short)."""
+    per_task = jobs // max(1, MIN_TASKS_PER_THREAD * threads) // BATCH_SIZE * BATCH_SIZE
+    return max(BATCH_SIZE, min(MAX_JOBS_PER_TASK, per_task))
 
 
 @dataclasses.dataclass
@@ -325,10 +339,12 @@ class DaskExecutor:
         When ``stop()`` turns true, work in flight is cancelled (those tracks stay pending). Raises
         :class:`ExecutorUnavailable` when the scheduler cannot be reached or is lost, or when no
         worker joins it for a minute."""
-        run = _Run([jobs[i:i + BATCH_SIZE] for i in range(0, len(jobs), BATCH_SIZE)][::-1])
-        if not run.queue:
+        if not jobs:
             return
         client = self._connect()
+        with self._talking():
+            size = jobs_per_task(len(jobs), self._threads(client))
+        run = _Run([jobs[i:i + size] for i in range(0, len(jobs), size)][::-1])
         watch = _WorkerWatch(self.scheduler)
         try:
             while run.queue or run.in_flight or run.suspects:
