@@ -295,7 +295,7 @@ def test_daemon_waits_for_the_scheduler_then_analyses_on_the_cluster(tmp_path, d
     lib = _wav_library(tmp_path / "lib", 3)
     port = _closed_port()
     run = DaemonRun(tmp_path, [lib], scan={"executor": "dask", "dask": {
-        "scheduler": f"tcp://127.0.0.1:{port}", "connect_timeout_s": 1}})
+        "scheduler": f"tcp://127.0.0.1:{port}", "connect_timeout_s": 10}})  # 1 s timed out under load
     try:
         run.start()
         wait_for(lambda: "cannot reach the Dask scheduler" in str((run.status().get("problem") or {}).get("error")),
