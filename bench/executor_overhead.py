@@ -1,13 +1,18 @@
 """What a feature executor costs per job when the job itself costs nothing: the ceiling of one scanning
 parent, and the scheduler's CPU per task.
 
-    .venv/bin/python bench/executor_overhead.py [--jobs 20000] [--workers 2]
+    .venv/bin/python bench/executor_overhead.py [--jobs 20000] [--workers 2] [--quiet]
 
 The jobs name files that do not exist: a worker answers each at once (``vanished``, no decode), so
 what is timed is the executor itself: jobs out, batches scheduled, results back and yielded. Runs
 the local pool (``FeaturePool``) and the Dask executor on a real ``dask scheduler`` and ``--workers``
 ``dask worker`` processes (one thread each) on 127.0.0.1, and reports jobs/s, the parent's CPU per
 job, and for Dask the scheduler's and the workers' CPU per job (from ``/proc/<pid>/stat``).
+
+Before the jobs, the Dask processes sit idle for ``--idle-s`` seconds, and again after the workers'
+first task (which turns their profiler off): their CPU then is what Dask's own diagnostics cost
+(event-loop ticks, system and memory monitors, the profiler's stack sampling). ``--quiet`` also runs
+them with the environment README recommends (``QUIET_ENV``).
 """
 
 from __future__ import annotations
@@ -29,6 +34,11 @@ from recengine.analysis import FeatureJob, FeaturePool  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 RAW = {"plugin_dirs": [], "library": {"folders": ["/nonexistent"]}}
+QUIET_ENV = {
+    "DASK_DISTRIBUTED__ADMIN__TICK__INTERVAL": "500ms",
+    "DASK_DISTRIBUTED__ADMIN__SYSTEM_MONITOR__INTERVAL": "5s",
+    "DASK_DISTRIBUTED__WORKER__MEMORY__MONITOR_INTERVAL": "1s",
+}
 
 
 def cpu_of(pid: int) -> float:
@@ -60,78 +70,79 @@ def run_local(n: int, workers: int) -> dict:
     }
 
 
-def run_dask(n: int, workers: int, base: Path) -> dict:
+def start_dask(base: Path, workers: int, env: dict[str, str]) -> tuple[list[subprocess.Popen], str]:
+    """A real scheduler and ``workers`` one-thread workers (no nanny) on 127.0.0.1."""
+    sched_file = base / "scheduler.json"
+    sched_file.unlink(missing_ok=True)
+    argv = [sys.executable, "-m", "dask"]
+    opts = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "start_new_session": True, "cwd": base,
+            "env": env}  # fmt: skip
+    procs = [subprocess.Popen([*argv, "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
+                               "--scheduler-file", str(sched_file)], **opts)]  # fmt: skip
+    while not sched_file.exists():
+        time.sleep(0.05)
+    time.sleep(0.2)
+    address = json.loads(sched_file.read_text())["address"]
+    for _ in range(workers):
+        procs.append(
+            subprocess.Popen(
+                [
+                    *argv,
+                    "worker",
+                    address,
+                    "--host",
+                    "127.0.0.1",
+                    "--nthreads",
+                    "1",
+                    "--no-nanny",
+                    "--no-dashboard",
+                    "--local-directory",
+                    str(base),
+                ],
+                **opts,
+            )
+        )
+    return procs, address
+
+
+def idle_cpu(procs: list[subprocess.Popen], seconds: float) -> list[float]:
+    """Each process's CPU over ``seconds`` of doing nothing, as a share of one core."""
+    before = [cpu_of(p.pid) for p in procs]
+    time.sleep(seconds)
+    return [(cpu_of(p.pid) - b) / seconds for p, b in zip(procs, before, strict=True)]
+
+
+def run_dask(n: int, workers: int, base: Path, *, idle_s: float, quiet: bool) -> dict:
+    from distributed import Client
+
     from recengine.analysis.dask_executor import DaskExecutor
 
-    sched_file = base / "scheduler.json"
-    argv = [sys.executable, "-m", "dask"]
-    quiet = {
-        "stdout": subprocess.DEVNULL,
-        "stderr": subprocess.DEVNULL,
-        "start_new_session": True,
-        "cwd": base,
-    }
-    procs = [
-        subprocess.Popen(
-            [
-                *argv,
-                "scheduler",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                "0",
-                "--no-dashboard",
-                "--scheduler-file",
-                str(sched_file),
-            ],
-            **quiet,
-        )
-    ]
+    procs, address = start_dask(base, workers, {**os.environ, **(QUIET_ENV if quiet else {})})
     try:
-        while not sched_file.exists():
-            time.sleep(0.05)
-        time.sleep(0.2)
-        address = json.loads(sched_file.read_text())["address"]
-        for _ in range(workers):
-            procs.append(
-                subprocess.Popen(
-                    [
-                        *argv,
-                        "worker",
-                        address,
-                        "--host",
-                        "127.0.0.1",
-                        "--nthreads",
-                        "1",
-                        "--no-nanny",
-                        "--no-dashboard",
-                        "--local-directory",
-                        str(base),
-                    ],
-                    **quiet,
-                )
-            )
         executor = DaskExecutor.for_config(None, RAW, address)
         try:
-            from distributed import Client
-
             with Client(address, set_as_default=False) as c:
                 c.wait_for_workers(workers, timeout=60)
-            drain(executor, jobs(4 * workers))  # the workers build their Worker
+            time.sleep(2)
+            idle = idle_cpu(procs, idle_s)
+            drain(executor, jobs(4 * workers))  # the workers build their Worker (and stop their profiler)
+            idle_after = idle_cpu(procs, idle_s)
             before = [cpu_of(p.pid) for p in procs]
             wall, cpu, got = drain(executor, jobs(n))
-            after = [cpu_of(p.pid) for p in procs]
+            used = [cpu_of(p.pid) - b for p, b in zip(procs, before, strict=True)]
         finally:
             executor.close()
-        used = [b - a for a, b in zip(before, after, strict=True)]
         return {
-            "executor": "dask",
+            "executor": "dask (quiet env)" if quiet else "dask",
             "jobs": got,
             "wall_s": wall,
             "jobs_per_s": got / wall,
             "parent_cpu_ms": 1e3 * cpu / got,
             "scheduler_cpu_ms": 1e3 * used[0] / got,
             "workers_cpu_ms": 1e3 * sum(used[1:]) / got,
+            "idle_scheduler_pct": 100 * idle[0],
+            "idle_worker_pct": 100 * sum(idle[1:]) / workers,
+            "idle_worker_after_task_pct": 100 * sum(idle_after[1:]) / workers,
         }
     finally:
         for p in procs:
@@ -143,17 +154,31 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--jobs", type=int, default=20_000)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--idle-s", type=float, default=10.0, help="seconds the Dask processes are watched idle")
+    ap.add_argument("--quiet", action="store_true", help="also run Dask with README's quieter environment")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        rows = [run_local(args.jobs, args.workers), run_dask(args.jobs, args.workers, Path(tmp))]
+        rows = [run_local(args.jobs, args.workers)]
+        for quiet in (False, True) if args.quiet else (False,):
+            rows.append(run_dask(args.jobs, args.workers, Path(tmp), idle_s=args.idle_s, quiet=quiet))
     print(
         "| executor | jobs | wall s | jobs/s | parent CPU ms/job | scheduler CPU ms/job | workers CPU ms/job |"
     )
     print("|---|---|---|---|---|---|---|")
     for r in rows:
         print(
-            f"| {r['executor']} | {r['jobs']} | {r['wall_s']:.1f} | {r['jobs_per_s']:.0f} | {r['parent_cpu_ms']:.3f} | "
-            f"{r.get('scheduler_cpu_ms', float('nan')):.3f} | {r.get('workers_cpu_ms', float('nan')):.3f} |"
+            f"| {r['executor']} | {r['jobs']} | {r['wall_s']:.1f} | {r['jobs_per_s']:.0f} | "
+            f"{r['parent_cpu_ms']:.3f} | {r.get('scheduler_cpu_ms', float('nan')):.3f} | "
+            f"{r.get('workers_cpu_ms', float('nan')):.3f} |"
+        )
+    print(
+        "\n| executor | idle scheduler (% of a core) | idle worker (% of a core): before / after its first task |"
+    )
+    print("|---|---|---|")
+    for r in rows[1:]:
+        print(
+            f"| {r['executor']} | {r['idle_scheduler_pct']:.2f} | {r['idle_worker_pct']:.2f} / "
+            f"{r['idle_worker_after_task_pct']:.2f} |"
         )
     return 0
 

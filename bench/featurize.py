@@ -186,9 +186,9 @@ def scan_child(spec_path: str) -> None:
 KILLED: list[int] = []
 
 
-#: The Dask settings README recommends for featurising workers: less diagnostics polling (an idle
-#: worker used 3.2 % of a core with the defaults, 0.3 % with these; the LocalCluster's scheduler and
-#: nannies, in the scanning process here, 4.9 % and 0.8 %).
+#: The Dask settings README recommends for featurising workers: less diagnostics polling (measured
+#: by bench/executor_overhead.py --quiet; here the LocalCluster's scheduler and nannies run in the
+#: scanning process, which took 17-18 s of CPU per dev-corpus scan with Dask's defaults, 5 s with these).
 DASK_QUIET = {
     "distributed.admin.tick.interval": "500ms",
     "distributed.admin.system-monitor.interval": "5s",
