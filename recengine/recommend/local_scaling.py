@@ -10,8 +10,9 @@ halves.
 
 Sigmas are computed on demand with one index query each and kept until the index is rebuilt
 (``built_at`` changes); a fresh track's sigma comes from the index as it is when first asked. A
-long-running server works them all out ahead of the queries (:meth:`LocalScaling.warm`), so that a
-query meeting tracks nobody asked about yet does not pay a hundred index queries for them.
+long-running server works them all out ahead of the queries
+(:meth:`recengine.recommend.Similarity.warm`), so that a query meeting tracks nobody asked about
+yet does not pay a hundred index queries for them.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ class LocalScaling:
             built = self.index.built_at
             if built != self._built_at:
                 self._sigmas, self._built_at = {}, built
-            cached = dict(self._sigmas)
+            cached = {tid: self._sigmas.get(tid) for tid in ids}  # only the ones asked for
         out = np.empty(len(ids), np.float64)
         fresh: dict[int, float] = {}
         for i, (tid, vec) in enumerate(zip(ids, vectors, strict=True)):
@@ -62,16 +63,6 @@ class LocalScaling:
         """How many tracks' sigmas are worked out for the index as it is now."""
         with self._lock:
             return len(self._sigmas) if self._built_at == self.index.built_at else 0
-
-    def warm(self, ids: list[int], vectors: np.ndarray) -> int:
-        """Work out the sigmas of ``ids`` not known yet (their index ``vectors`` given); returns how many
-        were new. Called in chunks by :meth:`recengine.recommend.Similarity.warm`."""
-        with self._lock:
-            known = self._sigmas if self._built_at == self.index.built_at else {}
-            todo = [i for i, tid in enumerate(ids) if tid not in known]
-        if todo:
-            self.sigmas([ids[i] for i in todo], vectors[todo])
-        return len(todo)
 
     def rerank(self, plain: np.ndarray, ids: list[int], vectors: np.ndarray) -> np.ndarray:
         """Locally scaled distances for candidates at ``plain`` distances from the query."""

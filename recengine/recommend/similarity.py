@@ -60,7 +60,7 @@ class Similarity:
                             break
                         found = self.index.vectors(ids[start:start + WARM_CHUNK])
                         if found:
-                            self.local_scaling.warm(list(found), np.stack(list(found.values())))
+                            self.local_scaling.sigmas(list(found), np.stack(list(found.values())))
                     else:
                         warmed_for = built
                         log.debug("local scaling worked out for %d tracks", len(ids))
